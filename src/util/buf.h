@@ -1,0 +1,31 @@
+/* buf.h: growable byte buffer with a hard cap fixed at creation (curl dynbuf idea). */
+#ifndef GW_BUF_H
+#define GW_BUF_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *base;  /* owned; NULL while empty */
+    size_t len;  /* bytes in use */
+    size_t cap;  /* bytes allocated */
+    size_t max;  /* never grows past this many bytes */
+} gw_buf_t;
+
+/* Zeroed memory plus a max is a valid empty buffer. */
+void gw_buf_init(gw_buf_t *b, size_t max);
+/* Appends n bytes. Returns 0, or GW_ENOMEM when len+n would exceed max (buffer untouched). */
+int gw_buf_append(gw_buf_t *b, const void *p, size_t n);
+int gw_buf_appendf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends a NUL-terminated string. */
+int gw_buf_puts(gw_buf_t *b, const char *s);
+/* Ensures room for n more bytes; returns a pointer to them or NULL when over max. */
+char *gw_buf_reserve(gw_buf_t *b, size_t n);
+/* Drops the first n bytes (memmove). */
+void gw_buf_consume(gw_buf_t *b, size_t n);
+void gw_buf_reset(gw_buf_t *b);
+/* Frees memory; the buffer stays usable (empty, same max). */
+void gw_buf_free(gw_buf_t *b);
+/* Hands the bytes (NUL-terminated) to the caller, who frees them; buffer becomes empty. */
+char *gw_buf_take(gw_buf_t *b, size_t *len);
+
+#endif
