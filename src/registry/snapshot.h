@@ -62,6 +62,12 @@ typedef struct gw_api_s {
     char *client_secret;
     char *crt_pem;
     char *key_pem;
+    /* OAuth / OAuthWithCert: the credentials Secret's optional "headers" / "queryParameters"
+     * (§3), applied to the token request only. */
+    gw_kv_t *token_headers;
+    size_t ntoken_headers;
+    gw_kv_t *token_query;
+    size_t ntoken_query;
 } gw_api_t;
 
 typedef struct gw_snapshot_s gw_snapshot_t;

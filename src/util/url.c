@@ -6,13 +6,17 @@
 static const char *find_any(const char *p, const char *end, const char *set)
 {
     for (; p < end; p++)
-        if (strchr(set, *p)) return p;
+        if (*p && strchr(set, *p)) return p; /* strchr would match the NUL terminator */
     return end;
 }
 
 int gw_url_split(gw_str_t s, gw_url_t *u)
 {
+    /* absent parts are empty slices of "" (never NULL), so callers may memcmp them freely */
+    static const char none[] = "";
+    if (!s.p) s = (gw_str_t){none, 0};
     memset(u, 0, sizeof(*u));
+    u->scheme = u->authority = u->host = u->port = u->path = u->query = u->fragment = (gw_str_t){none, 0};
     const char *p = s.p, *end = s.p + s.n;
     /* scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" before any / ? # */
     const char *q = p;

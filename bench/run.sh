@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# bench/run.sh: appgw vs nginx vs HAProxy as reverse proxies on 127.0.0.1, driven by wrk.
+#
+# One origin (nginx, 1 worker) answers every request with a short body. Each proxy is set up
+# as the equivalent reverse proxy to it (upstream keep-alive pool, X-Forwarded-For, the same
+# worker/thread count) and is started afresh for every (proxy, scenario, workers) run:
+# start, check, warm up, sample /proc, wrk, sample /proc, stop.
+# See bench/README.md for how to read the output.
+#
+# Environment (defaults in brackets):
+#   DURATION [10]       seconds of each measured wrk run
+#   WARMUP [2]          seconds of wrk warm-up before each measured run (not counted)
+#   CONNECTIONS [64]    wrk connections;  THREADS [2]  wrk threads
+#   WORKERS ["1 2"]     proxy worker/thread counts to measure
+#   SCENARIOS ["get post"]   get = small GET, post = POST of POST_BYTES [65536] bytes
+#   PROXIES ["appgw nginx haproxy"]
+#   APPGW_BIN [/work/main/build/appgw]  (or $repo/build/appgw)
+#   BASE_PORT [18000]   ports used: BASE+80/81 origin (+status), +10 nginx, +20 haproxy,
+#                       +30/31/32 appgw proxy/compass/external API
+#   RESULTS_DIR [bench/results]   where the .jsonl and .txt of the run are kept
+#   ROUNDS [1]          repeat the whole matrix; the table shows each figure's median
+#   KEEP_TMP [0]        1: keep the temporary directory (configs, logs, wrk outputs)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-"1 2"}
+SCENARIOS=${SCENARIOS:-"get post"}
+PROXIES=${PROXIES:-"appgw nginx haproxy"}
+POST_BYTES=${POST_BYTES:-65536}
+APPGW_BIN=${APPGW_BIN:-$REPO/build/appgw}
+BASE_PORT=${BASE_PORT:-18000}
+RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
+KEEP_TMP=${KEEP_TMP:-0}
+ROUNDS=${ROUNDS:-1}
+
+ORIGIN_PORT=$((BASE_PORT + 80))
+ORIGIN_STATUS_PORT=$((BASE_PORT + 81))
+NGINX_PORT=$((BASE_PORT + 10))
+HAPROXY_PORT=$((BASE_PORT + 20))
+APPGW_PORT=$((BASE_PORT + 30))
+APPGW_COMPASS_PORT=$((BASE_PORT + 31))
+APPGW_API_PORT=$((BASE_PORT + 32))
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+HAPROXY_BIN=${HAPROXY_BIN:-/usr/sbin/haproxy}
+REPORT="python3 $HERE/report.py"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---- tools ----
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=("wrk")
+[[ -x $NGINX_BIN ]] || missing+=("nginx ($NGINX_BIN)")
+[[ -x $HAPROXY_BIN ]] || missing+=("haproxy ($HAPROXY_BIN)")
+command -v curl >/dev/null 2>&1 || missing+=("curl")
+command -v python3 >/dev/null 2>&1 || missing+=("python3")
+if ((${#missing[@]})); then
+  echo "bench/run.sh: missing tool(s): ${missing[*]}" >&2
+  echo "install them with: bash scripts/setup.sh  (or: apt-get install -y wrk nginx-light haproxy curl python3)" >&2
+  exit 1
+fi
+for s in $SCENARIOS; do [[ $s == get || $s == post ]] || die "unknown scenario '$s' (get, post)"; done
+for p in $PROXIES; do [[ $p == appgw || $p == nginx || $p == haproxy ]] || die "unknown proxy '$p'"; done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "bad ROUNDS '$ROUNDS'"
+for w in $WORKERS; do [[ $w =~ ^[1-9][0-9]*$ ]] || die "bad WORKERS entry '$w'"; done
+
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$REPO" status --porcelain -- src 2>/dev/null) ]]; then COMMIT="$COMMIT+dirty"; fi
+
+TMP=$(mktemp -d /tmp/appgw-bench.XXXXXX)
+RESULTS="$TMP/results.jsonl"
+: >"$RESULTS"
+
+# ---- process handling: every process we start is remembered by PID and stopped by PID ----
+declare -a STARTED=()
+stop_pid() { # stop_pid PID: TERM the process, wait <= 5 s, then KILL it and whatever it forked
+  local pid=$1 kids i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  kids=$($REPORT pids "$pid" 2>/dev/null || true)
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for k in $kids; do # forked workers that outlived their parent
+    [[ $k == "$pid" ]] && continue
+    kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true
+  done
+  return 0
+}
+cleanup() {
+  local rc=$?
+  local p
+  for p in "${STARTED[@]}"; do stop_pid "$p"; done
+  if [[ $KEEP_TMP == 1 ]]; then log "temporary files kept in $TMP"; else rm -rf "$TMP"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+need_port() { port_free "$1" || die "port $1 on 127.0.0.1 is already in use (set BASE_PORT)"; }
+
+# wait_http URL SECONDS [PID]: until URL answers 2xx; fails early if PID died
+wait_http() {
+  local url=$1 secs=$2 pid=${3:-} i
+  for ((i = 0; i < secs * 20; i++)); do
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# ---- origin: nginx, 1 worker; "hello\n" for everything, reads and discards request bodies ----
+USER_LINE=""
+[[ $(id -u) == 0 ]] && USER_LINE="user root;"
+nginx_common_http() { # temp paths inside $TMP/$1
+  local d="$TMP/$1"
+  mkdir -p "$d"
+  cat <<EOF
+  access_log off;
+  client_body_temp_path $d/body;
+  proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fastcgi;
+  uwsgi_temp_path $d/uwsgi;
+  scgi_temp_path $d/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  client_max_body_size 1m;
+  client_body_buffer_size 128k;
+  default_type text/plain;
+EOF
+}
+
+cat >"$TMP/origin.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/origin.pid;
+error_log $TMP/origin.err warn;
+$USER_LINE
+events { worker_connections 8192; }
+http {
+$(nginx_common_http origin-tmp)
+  server {
+    listen 127.0.0.1:$ORIGIN_PORT;
+    location ~ /xff\$ { return 200 "\$http_x_forwarded_for\n"; }
+    location / { return 200 "hello\n"; }
+  }
+  server {
+    listen 127.0.0.1:$ORIGIN_STATUS_PORT;
+    location / { stub_status; }
+  }
+}
+EOF
+need_port "$ORIGIN_PORT"
+need_port "$ORIGIN_STATUS_PORT"
+"$NGINX_BIN" -p "$TMP/" -e "$TMP/origin.err" -c "$TMP/origin.conf" >"$TMP/origin.log" 2>&1 &
+ORIGIN_PID=$!
+STARTED+=("$ORIGIN_PID")
+wait_http "http://127.0.0.1:$ORIGIN_PORT/small" 5 "$ORIGIN_PID" ||
+  { cat "$TMP/origin.err" "$TMP/origin.log" >&2 2>/dev/null; die "origin nginx did not start"; }
+
+# ---- the proxies ----
+write_nginx_conf() { # W
+  cat >"$TMP/nginx.conf" <<EOF
+worker_processes $1;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err warn;
+$USER_LINE
+events { worker_connections 8192; }
+http {
+$(nginx_common_http nginx-tmp)
+  upstream origin {
+    server 127.0.0.1:$ORIGIN_PORT;
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /bench/origin/ {
+      proxy_pass http://origin/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+}
+
+write_haproxy_conf() { # W
+  cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread $1
+    maxconn 4096
+    pidfile $TMP/haproxy.pid
+
+defaults
+    mode http
+    option http-keep-alive
+    option forwardfor
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+    timeout http-keep-alive 60s
+
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend origin
+
+backend origin
+    http-request replace-path ^/bench/origin(/.*)\$ \1
+    server origin 127.0.0.1:$ORIGIN_PORT
+EOF
+}
+
+write_appgw_conf() {
+  mkdir -p "$TMP/appgw-config"
+  cat >"$TMP/appgw-config/bench.yaml" <<EOF
+apiVersion: applicationconnector.kyma-project.io/v1alpha1
+kind: Application
+metadata: {name: bench}
+spec:
+  services:
+  - id: "1"
+    name: origin
+    displayName: origin
+    entries:
+    - type: API
+      name: v1
+      targetUrl: http://127.0.0.1:$ORIGIN_PORT/
+EOF
+}
+
+proxy_port() {
+  case $1 in appgw) echo "$APPGW_PORT" ;; nginx) echo "$NGINX_PORT" ;; haproxy) echo "$HAPROXY_PORT" ;; esac
+}
+
+# start_proxy NAME W: sets PROXY_PID; returns 1 (with SKIP_REASON) when it does not come up
+PROXY_PID=""
+SKIP_REASON=""
+start_proxy() {
+  local name=$1 w=$2 port
+  port=$(proxy_port "$name")
+  need_port "$port"
+  case $name in
+  nginx)
+    write_nginx_conf "$w"
+    "$NGINX_BIN" -p "$TMP/" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" >"$TMP/nginx.log" 2>&1 &
+    PROXY_PID=$!
+    ;;
+  haproxy)
+    write_haproxy_conf "$w"
+    "$HAPROXY_BIN" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+    PROXY_PID=$!
+    ;;
+  appgw)
+    need_port "$APPGW_COMPASS_PORT"
+    need_port "$APPGW_API_PORT"
+    write_appgw_conf
+    "$APPGW_BIN" --configDir="$TMP/appgw-config" --listenAddress=127.0.0.1 \
+      --proxyPort="$APPGW_PORT" --proxyPortCompass="$APPGW_COMPASS_PORT" \
+      --externalAPIPort="$APPGW_API_PORT" --workers="$w" --logLevel=warn \
+      >"$TMP/appgw.log" 2>&1 &
+    PROXY_PID=$!
+    ;;
+  esac
+  STARTED+=("$PROXY_PID")
+  if [[ $name == appgw ]]; then
+    if ! wait_http "http://127.0.0.1:$APPGW_API_PORT/v1/health" 5 "$PROXY_PID"; then
+      SKIP_REASON="not healthy on GET http://127.0.0.1:$APPGW_API_PORT/v1/health within 5 s"
+      kill -0 "$PROXY_PID" 2>/dev/null || SKIP_REASON="exited at start-up"
+      return 1
+    fi
+  fi
+  if ! wait_http "http://127.0.0.1:$port/bench/origin/small" 5 "$PROXY_PID"; then
+    SKIP_REASON="GET http://127.0.0.1:$port/bench/origin/small did not answer 2xx within 5 s"
+    return 1
+  fi
+  return 0
+}
+
+# check_proxy NAME: the proxy passes the small GET, the X-Forwarded-For and the POST through
+check_proxy() {
+  local port body code
+  port=$(proxy_port "$1")
+  body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/small" 2>&1) || true
+  [[ $body == hello ]] || { SKIP_REASON="GET /bench/origin/small answered '${body:0:80}', not 'hello'"; return 1; }
+  body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/xff" 2>&1) || true
+  [[ $body == *127.0.0.1* ]] || { SKIP_REASON="origin saw X-Forwarded-For '${body:0:80}', not 127.0.0.1"; return 1; }
+  code=$(head -c "$POST_BYTES" /dev/zero | curl -sS --max-time 5 -o /dev/null -w '%{http_code}' \
+    -H 'Content-Type: application/octet-stream' --data-binary @- \
+    "http://127.0.0.1:$port/bench/origin/small" 2>&1) || true
+  [[ $code == 200 ]] || { SKIP_REASON="POST of $POST_BYTES bytes answered '$code', not 200"; return 1; }
+  return 0
+}
+
+stop_proxy() {
+  [[ -n $PROXY_PID ]] || return 0
+  stop_pid "$PROXY_PID"
+  local p keep=()
+  for p in "${STARTED[@]}"; do [[ $p == "$PROXY_PID" ]] || keep+=("$p"); done
+  STARTED=("${keep[@]}")
+  PROXY_PID=""
+}
+
+dump_log() { # NAME: last lines of a proxy's log, for a skipped or failed run
+  local f
+  for f in "$TMP/$1.log" "$TMP/$1.err"; do
+    [[ -s $f ]] && { log "--- tail of $f:"; tail -n 15 "$f" >&2; }
+  done
+  return 0
+}
+
+# ---- the runs ----
+APPGW_OK=1
+if [[ " $PROXIES " == *" appgw "* ]] && [[ ! -x $APPGW_BIN ]]; then
+  log "SKIPPING appgw: no executable at $APPGW_BIN (build it, or set APPGW_BIN)"
+  APPGW_OK=0
+fi
+
+nw=$(wc -w <<<"$WORKERS"); ns=$(wc -w <<<"$SCENARIOS"); np=$(wc -w <<<"$PROXIES")
+log "commit $COMMIT; $((ROUNDS * nw * ns * np)) runs of ${WARMUP}+${DURATION} s; wrk -t$THREADS -c$CONNECTIONS; tmp $TMP"
+
+for ((round = 1; round <= ROUNDS; round++)); do
+for w in $WORKERS; do
+  for scen in $SCENARIOS; do
+    post=0
+    [[ $scen == post ]] && post=$POST_BYTES
+    for name in $PROXIES; do
+      if [[ $name == appgw && $APPGW_OK == 0 ]]; then
+        ((round > 1)) || $REPORT skip "$RESULTS" "$name" "$scen" "$w" "no executable at $APPGW_BIN"
+        continue
+      fi
+      SKIP_REASON=""
+      if ! start_proxy "$name" "$w" || ! check_proxy "$name"; then
+        log "SKIPPING $name $scen workers=$w: $SKIP_REASON"
+        dump_log "$name"
+        stop_proxy
+        $REPORT skip "$RESULTS" "$name" "$scen" "$w" "$SKIP_REASON"
+        [[ $name == appgw ]] || die "$name must work: fix bench/run.sh's configuration"
+        continue
+      fi
+      port=$(proxy_port "$name")
+      url="http://127.0.0.1:$port/bench/origin/small"
+      log "round $round/$ROUNDS: $name $scen workers=$w: warm-up ${WARMUP}s, run ${DURATION}s"
+      oa0=$($REPORT stub "http://127.0.0.1:$ORIGIN_STATUS_PORT/")
+      BENCH_POST_BYTES=$post wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$HERE/wrk.lua" "$url" \
+        >"$TMP/warmup-$name-$scen-$w.txt" 2>&1 || true
+      loadavg=$(cut -d' ' -f1 /proc/loadavg)
+      read -r pt0 _ _ sb0 <<<"$($REPORT sample "$PROXY_PID")"
+      read -r ot0 _ _ _ <<<"$($REPORT sample "$ORIGIN_PID")"
+      wall0=$EPOCHREALTIME
+      times >"$TMP/times0"
+      wrk_out="$TMP/wrk-$name-$scen-$w.txt"
+      rc=0
+      BENCH_POST_BYTES=$post timeout $((DURATION + 30)) \
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/wrk.lua" "$url" \
+        >"$wrk_out" 2>&1 || rc=$?
+      times >"$TMP/times1"
+      oa1=$($REPORT stub "http://127.0.0.1:$ORIGIN_STATUS_PORT/")
+      read -r pt1 phwm pn sb1 <<<"$($REPORT sample "$PROXY_PID")"
+      read -r ot1 _ _ _ <<<"$($REPORT sample "$ORIGIN_PID")"
+      wall1=$EPOCHREALTIME
+      alive=1
+      kill -0 "$PROXY_PID" 2>/dev/null || alive=0
+      stop_proxy
+      $REPORT record "$RESULTS" wrk_out="$wrk_out" proxy="$name" scenario="$scen" workers="$w" \
+        post_bytes="$POST_BYTES" threads="$THREADS" connections="$CONNECTIONS" duration="$DURATION" \
+        wrk_rc="$rc" proxy_alive="$alive" proxy_ticks0="$pt0" proxy_ticks1="$pt1" \
+        proxy_hwm_kb="$phwm" proxy_nprocs="$pn" origin_ticks0="$ot0" origin_ticks1="$ot1" \
+        origin_accepts0="$oa0" origin_accepts1="$oa1" loadavg="$loadavg" commit="$COMMIT" round="$round" \
+        sys_busy0="$sb0" sys_busy1="$sb1" wall0="$wall0" wall1="$wall1" \
+        times0="$TMP/times0" times1="$TMP/times1"
+      if [[ $alive == 0 ]]; then
+        log "!!! $name DIED during the run"
+        dump_log "$name"
+      fi
+      if [[ $rc != 0 ]]; then
+        log "!!! wrk exited $rc for $name $scen workers=$w:"
+        tail -n 5 "$wrk_out" >&2
+      fi
+    done
+  done
+done
+done
+
+mkdir -p "$RESULTS_DIR"
+stamp="$(date +%Y%m%d-%H%M%S)-${COMMIT//+/-}"
+cp "$RESULTS" "$RESULTS_DIR/$stamp.jsonl"
+echo
+$REPORT table "$RESULTS" "$COMMIT" | tee "$RESULTS_DIR/$stamp.txt"
+log "results: $RESULTS_DIR/$stamp.txt (.jsonl beside it)"

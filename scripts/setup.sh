@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# setup.sh: installs, from Debian packages only, whatever appgw needs to build, test and
+# benchmark that is not installed yet. Safe to run repeatedly; does nothing when all is there.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config          # toolchain
+  libuv1-dev libssl-dev libjansson-dev libyaml-dev   # libraries appgw links
+  clang libclang-rt-14-dev                  # libFuzzer + sanitizer runtimes
+  python3 python3-pytest python3-requests   # end-to-end tests
+  nginx-light haproxy wrk curl openssl procps   # test/benchmark peers and tools
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# nginx's Debian package starts a system instance; the project starts its own.
+if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+$SUDO pkill -x nginx >/dev/null 2>&1 || true
+$SUDO pkill -x haproxy >/dev/null 2>&1 || true

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# test.sh: installs dependencies, builds, and runs every test: unit tests (ctest), end-to-end
+# tests (pytest against the real binary and real nginx/upstreams on 127.0.0.1), each libFuzzer
+# target for a bounded time, then unit + end-to-end tests again under ASan+UBSan.
+#   FUZZ_SECONDS (default 20) per fuzz target; SKIP_ASAN=1 / SKIP_FUZZ=1 to shorten local runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "build (release)"
+scripts/build.sh release
+step "unit tests"
+ctest --test-dir build --output-on-failure -j2
+step "end-to-end tests"
+APPGW_BIN="$PWD/build/appgw" python3 -m pytest -q tests/e2e
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzzing (${FUZZ_SECONDS:-20}s per target)"
+  scripts/build.sh fuzz
+  mkdir -p build-fuzz/corpus
+  for f in build-fuzz/fuzz_*; do
+    name=$(basename "$f")
+    mkdir -p "build-fuzz/corpus/$name"
+    seeds=()
+    [ -d "fuzz/seeds/$name" ] && seeds=("fuzz/seeds/$name")
+    echo "-- $name"
+    "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -print_final_stats=0 \
+      "build-fuzz/corpus/$name" "${seeds[@]}" 2>&1 | tail -n 2
+    echo "$name: no crash"
+  done
+fi
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  step "build (ASan+UBSan)"
+  scripts/build.sh asan
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  step "unit tests (ASan+UBSan)"
+  ctest --test-dir build-asan --output-on-failure -j2
+  step "end-to-end tests (ASan+UBSan)"
+  APPGW_BIN="$PWD/build-asan/appgw" APPGW_SANITIZE=1 python3 -m pytest -q tests/e2e
+fi
+echo "all tests passed"

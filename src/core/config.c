@@ -1,0 +1,64 @@
+/* config.c: the current snapshot pointer, guarded by a mutex that only the control plane and a
+ * worker's once-per-publish refresh ever take; requests read their worker's pinned copy. */
+#include "core/config.h"
+
+#include "util/alloc.h"
+
+#define GW_MAX_SUBSCRIBERS 512
+
+static uv_mutex_t lock;
+static gw_snapshot_t *current;
+static uv_async_t *subs[GW_MAX_SUBSCRIBERS];
+static size_t nsubs;
+
+void gw_config_init(void)
+{
+    uv_mutex_init(&lock);
+    current = gw_snapshot_empty();
+}
+
+void gw_config_publish(gw_snapshot_t *snap)
+{
+    uv_mutex_lock(&lock);
+    gw_snapshot_t *old = current;
+    current = snap;
+    for (size_t i = 0; i < nsubs; i++) uv_async_send(subs[i]);
+    uv_mutex_unlock(&lock);
+    if (old) gw_snapshot_unref(old);
+}
+
+gw_snapshot_t *gw_config_acquire(void)
+{
+    uv_mutex_lock(&lock);
+    gw_snapshot_t *s = gw_snapshot_ref(current);
+    uv_mutex_unlock(&lock);
+    return s;
+}
+
+void gw_config_subscribe(uv_async_t *wake)
+{
+    uv_mutex_lock(&lock);
+    if (nsubs < GW_MAX_SUBSCRIBERS) subs[nsubs++] = wake;
+    uv_mutex_unlock(&lock);
+}
+
+void gw_config_unsubscribe(uv_async_t *wake)
+{
+    uv_mutex_lock(&lock);
+    for (size_t i = 0; i < nsubs; i++) {
+        if (subs[i] == wake) {
+            subs[i] = subs[--nsubs];
+            break;
+        }
+    }
+    uv_mutex_unlock(&lock);
+}
+
+void gw_config_shutdown(void)
+{
+    uv_mutex_lock(&lock);
+    gw_snapshot_t *old = current;
+    current = NULL;
+    uv_mutex_unlock(&lock);
+    if (old) gw_snapshot_unref(old);
+}

@@ -1,0 +1,143 @@
+/* worker.c: worker threads: each runs its own loop with its own listeners and refreshes its
+ * pinned snapshot when the control thread publishes; draining on stop. */
+#include "core/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "http/server.h"
+#include "http/upstream.h"
+#include "util/block.h"
+#include "util/log.h"
+
+int gw_listener_socket(const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    int family = AF_INET;
+    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0) {
+        if (uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0) return -EINVAL;
+        family = AF_INET6;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+static void refresh_snapshot(gw_worker_t *w)
+{
+    gw_snapshot_t *s = gw_config_acquire();
+    if (s == w->snap) {
+        gw_snapshot_unref(s);
+        return;
+    }
+    if (w->snap) gw_snapshot_unref(w->snap);
+    w->snap = s;
+}
+
+static void on_listener_closed(uv_handle_t *h) { (void)h; }
+
+static void finish_if_idle(gw_worker_t *w);
+
+static void on_grace(uv_timer_t *t)
+{
+    gw_worker_t *w = t->data;
+    if (w->conns) {
+        gw_log(GW_LOG_WARN, "grace period over, closing remaining connections", NULL);
+        gw_server_close_all(w);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    gw_worker_t *w = a->data;
+    if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) && !w->draining) {
+        w->draining = true;
+        for (int i = 0; i < w->nlisteners; i++) uv_close((uv_handle_t *)&w->listeners[i].tcp, on_listener_closed);
+        gw_server_drain(w);
+        uv_timer_start(&w->grace_timer, on_grace, (uint64_t)w->flags->shutdown_grace * 1000, 0);
+        finish_if_idle(w);
+        return;
+    }
+    if (!w->draining) refresh_snapshot(w);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    finish_if_idle(t->data);
+}
+
+/* Once draining and without connections: close the worker's own handles so its loop ends. */
+static void finish_if_idle(gw_worker_t *w)
+{
+    uv_timer_t *poll = &w->poll_timer;
+    if (w->conns) {
+        if (!uv_is_active((uv_handle_t *)poll)) uv_timer_start(poll, on_poll, 50, 50);
+        return;
+    }
+    gw_config_unsubscribe(&w->wake);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_close((uv_handle_t *)&w->grace_timer, NULL);
+    uv_close((uv_handle_t *)poll, NULL);
+    gw_upstream_pool_free(w->pool);
+    w->pool = NULL;
+}
+
+static void worker_main(void *arg)
+{
+    gw_worker_t *w = arg;
+    for (int i = 0; i < w->nlisteners; i++) {
+        w->listeners[i].worker = w;
+        int rc = gw_server_listen(&w->listeners[i]);
+        if (rc < 0) gw_log(GW_LOG_ERROR, "listen failed", "reason", uv_strerror(rc), NULL);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    if (w->snap) gw_snapshot_unref(w->snap);
+    w->snap = NULL;
+    gw_block_drain_cache();
+    __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
+}
+
+int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
+{
+    w->id = id;
+    w->flags = flags;
+    int rc = uv_loop_init(&w->loop);
+    if (rc) return rc;
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->grace_timer);
+    w->grace_timer.data = w;
+    uv_timer_init(&w->loop, &w->poll_timer);
+    w->poll_timer.data = w;
+    w->pool = gw_upstream_pool_new(&w->loop);
+    w->snap = gw_config_acquire();
+    gw_config_subscribe(&w->wake);
+    return uv_thread_create(&w->thread, worker_main, w);
+}
+
+void gw_worker_request_stop(gw_worker_t *w)
+{
+    __atomic_store_n(&w->stop_requested, 1, __ATOMIC_RELEASE);
+    uv_async_send(&w->wake);
+}
+
+void gw_worker_join(gw_worker_t *w) { uv_thread_join(&w->thread); }

@@ -1,0 +1,695 @@
+/* proxy.c: one request's trip through the gateway: route, build the upstream head, stream the
+ * body up with backpressure, parse the upstream response, rewrite and stream it back.
+ * Every exit path releases the upstream connection exactly once (reusable only when both
+ * messages were complete) and unpins the snapshot. */
+#include "gateway/proxy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/rewrite.h"
+#include "http/upstream.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define UP_HEAD_MAX (GW_HTTP_MAX_HEAD + 16 * 1024)
+#define RESP_HEAD_OUT_MAX (GW_HTTP_MAX_HEAD + 8 * 1024)
+#define MAX_STALE_RETRIES 2
+
+typedef struct body_piece_s {
+    struct body_piece_s *next;
+    gw_block_t *b;
+    size_t off, len;
+} body_piece_t;
+
+typedef struct {
+    gw_request_t *req;           /* NULL once the client side is finished or gone */
+    gw_worker_t *worker;
+    gw_snapshot_t *snap;         /* pinned for the life of the request */
+    const gw_api_t *api;
+    gw_upconn_t *up;
+    uv_timer_t timer;            /* proxyTimeout until the response head */
+    gw_buf_t up_head;            /* upstream request head */
+    char *upstream_url;          /* absolute URL of the upstream request (Location rewriting) */
+    char *prefix;                /* "/{APP}/{SERVICE}[/{ENTRY}]" */
+    body_piece_t *q_head, *q_tail; /* body bytes waiting for the upstream connection */
+    size_t q_bytes;
+    bool connected;
+    bool body_all_received;      /* client body fully received from the client */
+    bool body_started;           /* body bytes were handed to an upstream connection */
+    bool head_sent;              /* response head went to the client */
+    bool resp_done;
+    bool up_keepalive;           /* upstream allows reuse */
+    bool client_close;           /* close the client connection after this response */
+    bool dechunk;                /* HTTP/1.0 client, chunked upstream: strip framing */
+    bool is_head;
+    bool up_paused;
+    bool got_response_bytes;
+    int retries;
+    int status;                  /* status sent to the client */
+    gw_buf_t resp_buf;           /* partial upstream response head */
+    gw_body_kind_t resp_kind;
+    uint64_t resp_left;
+    gw_chunked_t resp_chunked;
+} proxy_t;
+
+static void proxy_connect(proxy_t *px);
+
+/* ---------- lifetime ---------- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    proxy_t *px = h->data;
+    gw_buf_free(&px->up_head);
+    gw_buf_free(&px->resp_buf);
+    free(px->upstream_url);
+    free(px->prefix);
+    if (px->snap) gw_snapshot_unref(px->snap);
+    free(px);
+}
+
+static void drop_queue(proxy_t *px)
+{
+    while (px->q_head) {
+        body_piece_t *p = px->q_head;
+        px->q_head = p->next;
+        gw_block_unref(p->b);
+        free(p);
+    }
+    px->q_tail = NULL;
+    px->q_bytes = 0;
+}
+
+static void release_up(proxy_t *px, bool reusable)
+{
+    if (!px->up) return;
+    gw_upconn_release(px->up, reusable);
+    px->up = NULL;
+}
+
+/* Ends the proxy's part; the request (if any) has already been finished or aborted. */
+static void proxy_free(proxy_t *px)
+{
+    release_up(px, false);
+    drop_queue(px);
+    if (px->req) px->req->data = NULL;
+    px->req = NULL;
+    uv_timer_stop(&px->timer);
+    uv_close((uv_handle_t *)&px->timer, on_timer_closed);
+}
+
+static void log_request(proxy_t *px, gw_request_t *req, int status)
+{
+    if (!gw_log_enabled(GW_LOG_DEBUG)) return;
+    char st[8], ms[32];
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(ms, sizeof(ms), "%.3f", (double)(uv_hrtime() - req->start_ns) / 1e6);
+    gw_str_t path = req->head.target;
+    const char *q = memchr(path.p, '?', path.n);
+    char *p = gw_strndup(path.p, q ? (size_t)(q - path.p) : path.n);
+    char *m = gw_strndup(req->head.method.p, req->head.method.n);
+    gw_log(GW_LOG_DEBUG, "request", "method", m, "path", p, "status", st, "duration_ms", ms, "upstream",
+           px && px->api ? px->api->target.host_header : NULL, NULL);
+    free(p);
+    free(m);
+}
+
+/* Answers with a gateway error before any response byte went out, then cleans up. */
+static void fail_request(proxy_t *px, int status, const char *text)
+{
+    gw_request_t *req = px->req;
+    release_up(px, false);
+    if (req) {
+        log_request(px, req, status);
+        req->data = NULL;
+        px->req = NULL;
+        if (text) {
+            gw_request_respond_error(req, status, text);
+        } else {
+            gw_request_respond(req, status, NULL, NULL, 0);
+        }
+    }
+    proxy_free(px);
+}
+
+/* Response fully forwarded (or the upstream closed an EOF-delimited body). */
+static void complete(proxy_t *px)
+{
+    gw_request_t *req = px->req;
+    bool up_reusable = px->up_keepalive && px->body_all_received && px->resp_kind != GW_BODY_EOF;
+    release_up(px, up_reusable);
+    if (req) {
+        log_request(px, req, px->status);
+        req->data = NULL;
+        px->req = NULL;
+        gw_request_finish(req, !px->client_close);
+    }
+    proxy_free(px);
+}
+
+/* The upstream broke after the response head went out: the client cannot get a valid
+ * message any more, so its connection is closed. */
+static void abort_both(proxy_t *px)
+{
+    gw_request_t *req = px->req;
+    release_up(px, false);
+    if (req) {
+        req->data = NULL;
+        px->req = NULL;
+        gw_request_abort(req);
+    }
+    proxy_free(px);
+}
+
+/* ---------- building the upstream request ---------- */
+
+static bool is_hop(const gw_req_head_t *h, gw_str_t name, const gw_str_t *conn_vals, size_t nconn)
+{
+    return gw_is_hop_by_hop(name) || gw_connection_lists(conn_vals, nconn, name);
+}
+
+static bool caller_has_header(const gw_req_head_t *h, const char *name)
+{
+    return gw_http_find_header(h->headers, h->nheaders, name) != NULL;
+}
+
+static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_path, gw_str_t query,
+                               const gw_header_t *access_token)
+{
+    const gw_api_t *api = px->api;
+    const gw_req_head_t *h = &req->head;
+    gw_buf_t *o = &px->up_head;
+    gw_str_t conn_vals[16];
+    size_t nconn = 0;
+    for (size_t i = 0; i < h->nheaders && nconn < GW_ARRAY_SIZE(conn_vals); i++)
+        if (GW_STR_IEQ_LIT(h->headers[i].name, "connection")) conn_vals[nconn++] = h->headers[i].value;
+
+    int rc = gw_buf_append(o, h->method.p, h->method.n);
+    rc |= gw_buf_append(o, " ", 1);
+    size_t path_start = o->len;
+    rc |= gw_append_upstream_path(o, api->target.path, target_path, api->encode_url);
+    size_t qmark = o->len;
+    rc |= gw_buf_append(o, "?", 1);
+    size_t qstart = o->len;
+    rc |= gw_append_upstream_query(o, api->target.query, query, api->query, api->nquery);
+    if (rc) return GW_ENOMEM;
+    if (o->len == qstart) o->len = qmark; /* no query at all */
+    px->upstream_url = gw_asprintf("%s://%s%.*s", api->target.https ? "https" : "http", api->target.host_header,
+                                   (int)(o->len - path_start), o->base + path_start);
+    rc |= gw_buf_appendf(o, " HTTP/1.1\r\nHost: %s\r\n", api->target.host_header);
+
+    bool replace_auth = access_token != NULL || api->cred_type == GW_CRED_BASIC;
+    gw_buf_t xff;
+    gw_buf_init(&xff, GW_HTTP_MAX_HEAD);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        gw_str_t n = h->headers[i].name, v = h->headers[i].value;
+        if (is_hop(h, n, conn_vals, nconn)) {
+            if (GW_STR_IEQ_LIT(n, "te") && GW_STR_IEQ_LIT(v, "trailers")) {
+                rc |= gw_buf_puts(o, "TE: trailers\r\n");
+            }
+            continue;
+        }
+        if (GW_STR_IEQ_LIT(n, "host") || GW_STR_IEQ_LIT(n, "content-length") || GW_STR_IEQ_LIT(n, "expect") ||
+            GW_STR_IEQ_LIT(n, "access-token"))
+            continue;
+        if (replace_auth && GW_STR_IEQ_LIT(n, "authorization")) continue;
+        if (GW_STR_IEQ_LIT(n, "x-forwarded-for")) {
+            if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
+            rc |= gw_buf_append(&xff, v.p, v.n);
+            continue;
+        }
+        rc |= gw_buf_append(o, n.p, n.n);
+        rc |= gw_buf_append(o, ": ", 2);
+        rc |= gw_buf_append(o, v.p, v.n);
+        rc |= gw_buf_append(o, "\r\n", 2);
+    }
+    if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
+    rc |= gw_buf_puts(&xff, req->peer_ip);
+    rc |= gw_buf_appendf(o, "X-Forwarded-For: %s\r\n", xff.base);
+    gw_buf_free(&xff);
+    if (access_token) {
+        rc |= gw_buf_puts(o, "Authorization: ");
+        rc |= gw_buf_append(o, access_token->value.p, access_token->value.n);
+        rc |= gw_buf_puts(o, "\r\n");
+    } else if (api->cred_type == GW_CRED_BASIC && api->authorization) {
+        rc |= gw_buf_appendf(o, "Authorization: %s\r\n", api->authorization);
+    }
+    for (size_t i = 0; i < api->nheaders; i++) {
+        if (caller_has_header(h, api->headers[i].name)) continue;
+        rc |= gw_buf_appendf(o, "%s: %s\r\n", api->headers[i].name, api->headers[i].value);
+    }
+    if (req->body_kind == GW_BODY_LENGTH)
+        rc |= gw_buf_appendf(o, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
+    else if (req->body_kind == GW_BODY_CHUNKED)
+        rc |= gw_buf_puts(o, "Transfer-Encoding: chunked\r\n");
+    rc |= gw_buf_puts(o, "\r\n");
+    return rc ? GW_ENOMEM : GW_OK;
+}
+
+/* ---------- routing ---------- */
+
+static const char *cred_type_name(gw_cred_type_t t)
+{
+    switch (t) {
+    case GW_CRED_OAUTH: return "OAuth";
+    case GW_CRED_OAUTH_CERT: return "OAuthWithCert";
+    case GW_CRED_CERTGEN: return "CertificateGen";
+    default: return "";
+    }
+}
+
+static void on_request(gw_request_t *req)
+{
+    gw_worker_t *w = req->worker;
+    gw_str_t path, query, seg[3], rest;
+    bool has_query;
+    int nseg = req->listener->mode;
+    if (gw_split_target(req->head.target, &path, &query, &has_query) != GW_OK ||
+        gw_split_gateway_path(path, nseg, seg, &rest) != GW_OK) {
+        log_request(NULL, req, 400);
+        gw_request_respond_error(req, 400, "failed to extract API Identifier from path");
+        return;
+    }
+    gw_route_t route;
+    gw_snapshot_lookup(w->snap, seg[0], seg[1], nseg == 3 ? &seg[2] : NULL, &route);
+    if (route.kind != GW_ROUTE_FOUND) {
+        char *msg;
+        int status = 404;
+        if (route.kind == GW_ROUTE_AMBIGUOUS) {
+            status = 400;
+            msg = gw_strdup(route.error);
+        } else if (nseg == 3) {
+            msg = gw_asprintf("service with name %.*s and entry name %.*s not found", (int)seg[1].n, seg[1].p,
+                              (int)seg[2].n, seg[2].p);
+        } else {
+            msg = gw_asprintf("service with name %.*s not found", (int)seg[1].n, seg[1].p);
+        }
+        log_request(NULL, req, status);
+        gw_request_respond_error(req, status, msg);
+        free(msg);
+        return;
+    }
+    const gw_api_t *api = route.api;
+    if (api->error) {
+        log_request(NULL, req, 500);
+        gw_request_respond_error(req, 500, api->error);
+        return;
+    }
+    const gw_header_t *access_token = gw_http_find_header(req->head.headers, req->head.nheaders, "access-token");
+    const char *unsupported = NULL;
+    if (!access_token && (api->cred_type == GW_CRED_OAUTH || api->cred_type == GW_CRED_OAUTH_CERT ||
+                          api->cred_type == GW_CRED_CERTGEN))
+        unsupported = cred_type_name(api->cred_type);
+    else if (api->csrf_url && api->csrf_url[0])
+        unsupported = "CSRF token";
+    if (unsupported) {
+        char *msg = gw_asprintf("failed to read API for %s service, %s authentication is not supported by this "
+                                "gateway build",
+                                api->service_name, unsupported);
+        log_request(NULL, req, 500);
+        gw_request_respond_error(req, 500, msg);
+        free(msg);
+        return;
+    }
+
+    proxy_t *px = gw_calloc(1, sizeof(*px));
+    px->req = req;
+    px->worker = w;
+    px->snap = gw_snapshot_ref(w->snap);
+    px->api = api;
+    px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
+    px->status = 0;
+    gw_buf_init(&px->up_head, UP_HEAD_MAX);
+    gw_buf_init(&px->resp_buf, GW_HTTP_MAX_HEAD + GW_BLOCK_SIZE);
+    uv_timer_init(&w->loop, &px->timer);
+    px->timer.data = px;
+    req->data = px;
+    size_t plen = (size_t)(seg[nseg - 1].p + seg[nseg - 1].n - path.p);
+    const char *pstart = path.p;
+    while (plen && *pstart == '/') {
+        pstart++;
+        plen--;
+    }
+    px->prefix = gw_asprintf("/%.*s", (int)plen, pstart);
+    if (build_upstream_head(px, req, rest, query, access_token) != GW_OK) {
+        fail_request(px, 431, "request header fields too large");
+        return;
+    }
+    if (req->body_done) px->body_all_received = true;
+    if (req->expect_continue && !req->body_done) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        gw_request_write_copy(req, cont, sizeof(cont) - 1);
+        req->responded = false; /* interim response only */
+    }
+    proxy_connect(px);
+}
+
+/* ---------- upstream side ---------- */
+
+static void up_on_connect(void *ud, int status, const char *reason);
+static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len);
+static void up_on_close(void *ud, int status);
+static void up_on_drain(void *ud);
+
+static const gw_upconn_cb_t up_cb = {up_on_connect, up_on_data, up_on_close, up_on_drain};
+
+static void on_proxy_timeout(uv_timer_t *t)
+{
+    proxy_t *px = t->data;
+    if (px->head_sent) return;
+    gw_log(GW_LOG_WARN, "upstream timed out", "upstream", px->api->target.host_header, NULL);
+    GW_COUNT(px->worker, upstream_errors, 1);
+    fail_request(px, 504, "timeout while waiting for the target API");
+}
+
+static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
+{
+    px->body_started = true;
+    if (gw_upconn_write_block(px->up, b, off, len) < 0) return; /* on_close reports it */
+    gw_request_t *req = px->req;
+    if (req && !req->body_done && gw_upconn_write_queue(px->up) >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
+}
+
+static void proxy_connect(proxy_t *px)
+{
+    gw_worker_t *w = px->worker;
+    px->connected = false;
+    px->got_response_bytes = false;
+    if (!uv_is_active((uv_handle_t *)&px->timer))
+        uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)w->flags->proxy_timeout * 1000, 0);
+    int rc = gw_upstream_get(w->pool, &px->api->target, px->api->skip_verify, &up_cb, px, &px->up);
+    if (rc == GW_OK) {
+        GW_COUNT(w, upstream_reused, 1);
+        up_on_connect(px, 0, NULL);
+    } else {
+        GW_COUNT(w, upstream_connects, 1);
+    }
+}
+
+static void up_on_connect(void *ud, int status, const char *reason)
+{
+    proxy_t *px = ud;
+    if (status < 0) {
+        px->up = NULL; /* already released by the pool */
+        GW_COUNT(px->worker, upstream_errors, 1);
+        gw_log(GW_LOG_WARN, "upstream connection failed", "upstream", px->api->target.host_header, "reason", reason,
+               NULL);
+        fail_request(px, 502, NULL);
+        return;
+    }
+    px->connected = true;
+    if (gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len) < 0) return;
+    while (px->q_head && px->up) {
+        body_piece_t *p = px->q_head;
+        px->q_head = p->next;
+        px->q_bytes -= p->len;
+        send_body_piece(px, p->b, p->off, p->len);
+        gw_block_unref(p->b);
+        free(p);
+    }
+    if (!px->q_head) px->q_tail = NULL;
+    if (px->req && !px->req->body_done && px->up && gw_upconn_write_queue(px->up) < GW_UP_HIGH_WATER)
+        gw_request_resume_body(px->req);
+}
+
+static void up_on_drain(void *ud)
+{
+    proxy_t *px = ud;
+    if (px->req && !px->req->body_done) gw_request_resume_body(px->req);
+}
+
+static bool resp_header_says_close(const gw_resp_head_t *h)
+{
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (!GW_STR_IEQ_LIT(h->headers[i].name, "connection")) continue;
+        gw_str_t rest = h->headers[i].value, e;
+        while (gw_str_next_token(&rest, &e))
+            if (GW_STR_IEQ_LIT(e, "close")) return true;
+    }
+    return false;
+}
+
+/* Writes the client's response head from the upstream's. Returns 0 or GW_ENOMEM. */
+static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
+{
+    gw_request_t *req = px->req;
+    gw_buf_t o;
+    gw_buf_init(&o, RESP_HEAD_OUT_MAX);
+    int code = h->status;
+    int rc = 0;
+    px->status = code >= 500 ? 502 : code;
+    const char *reason = gw_http_reason(px->status);
+    if (strcmp(reason, "Unknown") == 0 && px->status == code)
+        rc |= gw_buf_appendf(&o, "HTTP/1.1 %d %.*s\r\n", code, (int)h->reason.n, h->reason.p);
+    else
+        rc |= gw_buf_appendf(&o, "HTTP/1.1 %d %s\r\n", px->status, reason);
+    gw_str_t conn_vals[16];
+    size_t nconn = 0;
+    for (size_t i = 0; i < h->nheaders && nconn < GW_ARRAY_SIZE(conn_vals); i++)
+        if (GW_STR_IEQ_LIT(h->headers[i].name, "connection")) conn_vals[nconn++] = h->headers[i].value;
+    bool rewrite_loc = (code >= 300 && code < 400) || code == 201;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        gw_str_t n = h->headers[i].name, v = h->headers[i].value;
+        if (gw_is_hop_by_hop(n) || gw_connection_lists(conn_vals, nconn, n)) continue;
+        if (GW_STR_IEQ_LIT(n, "content-length") && px->resp_kind != GW_BODY_LENGTH && !px->is_head &&
+            px->resp_kind != GW_BODY_NONE)
+            continue;
+        if (rewrite_loc && GW_STR_IEQ_LIT(n, "location")) {
+            size_t mark = o.len;
+            rc |= gw_buf_puts(&o, "Location: ");
+            int r = gw_rewrite_location(&o, v, gw_str(px->upstream_url), &px->api->target, gw_str(px->prefix));
+            if (r == 1) {
+                rc |= gw_buf_puts(&o, "\r\n");
+                continue;
+            }
+            o.len = mark;
+            if (r < 0) rc |= r;
+        }
+        rc |= gw_buf_append(&o, n.p, n.n);
+        rc |= gw_buf_append(&o, ": ", 2);
+        rc |= gw_buf_append(&o, v.p, v.n);
+        rc |= gw_buf_append(&o, "\r\n", 2);
+    }
+    if (code >= 500) rc |= gw_buf_appendf(&o, "Target-System-Status: %d\r\n", code);
+    bool http10 = req->head.minor_version == 0;
+    if (px->resp_kind == GW_BODY_CHUNKED) {
+        if (http10) {
+            px->dechunk = true;
+            px->client_close = true;
+        } else {
+            rc |= gw_buf_puts(&o, "Transfer-Encoding: chunked\r\n");
+        }
+    } else if (px->resp_kind == GW_BODY_EOF) {
+        px->client_close = true;
+    }
+    if (!req->keep_alive || px->worker->draining) px->client_close = true;
+    if (px->client_close) rc |= gw_buf_puts(&o, "Connection: close\r\n");
+    else if (http10) rc |= gw_buf_puts(&o, "Connection: keep-alive\r\n");
+    rc |= gw_buf_puts(&o, "\r\n");
+    if (rc) {
+        gw_buf_free(&o);
+        return GW_ENOMEM;
+    }
+    GW_COUNT(px->worker, requests_by_status[px->status < 600 ? px->status : 0], 1);
+    size_t len;
+    char *p = gw_buf_take(&o, &len);
+    gw_request_write_copy(req, p, len);
+    free(p);
+    px->head_sent = true;
+    return GW_OK;
+}
+
+/* Forwards body bytes b[off..off+len) of the response; returns bytes used (the rest, if the
+ * message ended, is garbage after the message). */
+static size_t forward_body(proxy_t *px, gw_block_t *b, size_t off, size_t len)
+{
+    size_t used = len;
+    if (px->resp_kind == GW_BODY_LENGTH) {
+        used = (size_t)GW_MIN((uint64_t)len, px->resp_left);
+        px->resp_left -= used;
+        if (px->resp_left == 0) px->resp_done = true;
+    } else if (px->resp_kind == GW_BODY_CHUNKED) {
+        size_t out_len = 0;
+        int rc;
+        if (px->dechunk) {
+            /* In-place decoding: the block is ours only if nobody else holds it. */
+            gw_block_t *copy = gw_block_get();
+            size_t consumed = 0;
+            rc = gw_chunked_feed(&px->resp_chunked, b->data + off, len, &consumed, copy->data, &out_len);
+            if (rc >= 0 && out_len && px->req) gw_request_write_block(px->req, copy, 0, out_len);
+            gw_block_unref(copy);
+            used = consumed;
+        } else {
+            rc = gw_chunked_feed(&px->resp_chunked, b->data + off, len, &used, NULL, NULL);
+        }
+        if (rc < 0) return (size_t)-1;
+        if (rc == 1) px->resp_done = true;
+        if (px->dechunk) {
+            GW_COUNT(px->worker, bytes_out, out_len);
+            return used;
+        }
+    }
+    if (used && px->req) gw_request_write_block(px->req, b, off, used);
+    GW_COUNT(px->worker, bytes_out, used);
+    return used;
+}
+
+static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
+{
+    proxy_t *px = ud;
+    px->got_response_bytes = true;
+    while (!px->head_sent && len > 0) {
+        const char *p;
+        size_t avail, before = px->resp_buf.len;
+        if (before == 0) {
+            p = b->data + off;
+            avail = len;
+        } else {
+            if (gw_buf_append(&px->resp_buf, b->data + off, len) != GW_OK) {
+                fail_request(px, 502, NULL);
+                return;
+            }
+            p = px->resp_buf.base;
+            avail = px->resp_buf.len;
+        }
+        gw_resp_head_t h;
+        int rc = gw_http_parse_response(p, avail, &h);
+        if (rc == 0) {
+            if (before == 0 && gw_buf_append(&px->resp_buf, p, avail) != GW_OK) {
+                fail_request(px, 502, NULL);
+                return;
+            }
+            return;
+        }
+        if (rc < 0 || h.status == 101) {
+            gw_log(GW_LOG_WARN, "malformed upstream response", "upstream", px->api->target.host_header, NULL);
+            GW_COUNT(px->worker, upstream_errors, 1);
+            fail_request(px, 502, NULL);
+            return;
+        }
+        size_t from_block = (size_t)rc - before;
+        if (h.status < 200) {
+            /* Interim response: skip it (we answered 100-continue ourselves). */
+            if (before) {
+                gw_buf_consume(&px->resp_buf, (size_t)rc);
+                /* Whatever stayed in resp_buf came from this block: hand it back. */
+                size_t keep = px->resp_buf.len;
+                gw_buf_reset(&px->resp_buf);
+                off += len - keep;
+                len = keep;
+            } else {
+                off += from_block;
+                len -= from_block;
+            }
+            continue;
+        }
+        if (gw_http_response_framing(&h, px->is_head, &px->resp_kind, &px->resp_left) != GW_OK) {
+            GW_COUNT(px->worker, upstream_errors, 1);
+            fail_request(px, 502, NULL);
+            return;
+        }
+        uv_timer_stop(&px->timer);
+        px->up_keepalive = h.minor_version >= 1 && !resp_header_says_close(&h);
+        if (!px->req) return;
+        if (send_response_head(px, &h) != GW_OK) {
+            fail_request(px, 502, NULL);
+            return;
+        }
+        gw_buf_reset(&px->resp_buf);
+        off += from_block;
+        len -= from_block;
+        if (px->resp_kind == GW_BODY_NONE || (px->resp_kind == GW_BODY_LENGTH && px->resp_left == 0))
+            px->resp_done = true;
+    }
+    if (!px->resp_done && len > 0) {
+        size_t used = forward_body(px, b, off, len);
+        if (used == (size_t)-1) {
+            abort_both(px);
+            return;
+        }
+        if (used < len) px->up_keepalive = false; /* bytes after the message */
+    } else if (px->resp_done && len > 0) {
+        px->up_keepalive = false;
+    }
+    if (px->resp_done) {
+        complete(px);
+        return;
+    }
+    if (px->req && gw_request_write_queue(px->req) >= GW_CONN_HIGH_WATER && px->up) {
+        px->up_paused = true;
+        gw_upconn_pause(px->up);
+    }
+}
+
+static void up_on_close(void *ud, int status)
+{
+    proxy_t *px = ud;
+    px->up = NULL; /* released by the pool */
+    if (px->head_sent) {
+        if (px->resp_kind == GW_BODY_EOF && status == 0) {
+            px->resp_done = true;
+            complete(px);
+        } else {
+            abort_both(px);
+        }
+        return;
+    }
+    /* A pooled connection the server had closed: retry when nothing can have been lost. */
+    gw_request_t *req = px->req;
+    if (req && !px->got_response_bytes && px->retries < MAX_STALE_RETRIES && !px->body_started &&
+        req->body_kind == GW_BODY_NONE) {
+        px->retries++;
+        proxy_connect(px);
+        return;
+    }
+    GW_COUNT(px->worker, upstream_errors, 1);
+    gw_log(GW_LOG_WARN, "upstream connection lost", "upstream", px->api->target.host_header, "reason",
+           status ? uv_strerror(status) : "closed before a response", NULL);
+    fail_request(px, 502, NULL);
+}
+
+/* ---------- client side ---------- */
+
+static void on_body(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bool last)
+{
+    proxy_t *px = req->data;
+    if (!px) return;
+    if (last) px->body_all_received = true;
+    if (len) {
+        if (px->connected && px->up) {
+            send_body_piece(px, b, off, len);
+        } else {
+            body_piece_t *p = gw_malloc(sizeof(*p));
+            p->b = gw_block_ref(b);
+            p->off = off;
+            p->len = len;
+            p->next = NULL;
+            if (px->q_tail) px->q_tail->next = p;
+            else px->q_head = p;
+            px->q_tail = p;
+            px->q_bytes += len;
+            if (!last && px->q_bytes >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
+        }
+    }
+}
+
+static void on_abort(gw_request_t *req)
+{
+    proxy_t *px = req->data;
+    if (!px) return;
+    px->req = NULL;
+    release_up(px, false);
+    proxy_free(px);
+}
+
+static void on_drain(gw_request_t *req)
+{
+    proxy_t *px = req->data;
+    if (!px || !px->up_paused || !px->up) return;
+    px->up_paused = false;
+    gw_upconn_resume(px->up);
+}
+
+const gw_handler_t gw_proxy_handler = {on_request, on_body, on_abort, on_drain};

@@ -1,0 +1,620 @@
+/* parser.c: strict, allocation-free HTTP/1.x head parser, body-framing rules and chunked decoder;
+ * single pass over the caller's bytes, strict enough to refuse request-smuggling ambiguities. */
+#include "http/parser.h"
+
+#include <string.h>
+
+/* Internal "ran out of input" marker; never returned to callers. */
+#define GW__INCOMPLETE 1
+
+#define GW__CHUNK_MAX_SIZE    ((uint64_t)1 << 60)
+#define GW__CHUNK_MAX_LINE    8192u /* chunk-size line incl. extensions */
+#define GW__CHUNK_MAX_TRAILER 8192u /* whole trailer section */
+
+/* RFC 9110 tchar: "!#$%&'*+-.^_`|~" DIGIT ALPHA. */
+static const uint8_t gw__tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+/* Hex digit value + 1 (0 = not a hex digit). */
+static const uint8_t gw__hex[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,
+    ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
+    ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
+    ['F'] = 16,
+};
+
+/* Field-value / reason-phrase byte: HTAB, SP, VCHAR, obs-text (no CTL, no DEL). */
+static inline int gw__is_vchar_ws(unsigned char c)
+{
+    return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+/* ---- 8-bytes-at-a-time scanning (SWAR); false positives only send us to the byte loop ---- */
+
+#define GW__ONES  0x0101010101010101ull
+#define GW__HIGHS 0x8080808080808080ull
+
+static inline uint64_t gw__load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Non-zero if some byte of v is < n (n <= 128). */
+#define GW__HAS_LESS(v, n) (((v) - GW__ONES * (n)) & ~(v) & GW__HIGHS)
+/* Non-zero if some byte of v is zero. */
+#define GW__HAS_ZERO(v) (((v) - GW__ONES) & ~(v) & GW__HIGHS)
+
+/* Skips bytes that are neither CTL nor DEL (i.e. >= 0x20, != 0x7f). */
+static inline const char *gw__skip_vchar_sp(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v = gw__load8(p);
+        if (GW__HAS_LESS(v, 0x20) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))
+            break;
+        p += 8;
+    }
+    while (p < end && (unsigned char)*p >= 0x20 && *p != 0x7f)
+        p++;
+    return p;
+}
+
+/* Skips bytes that are visible (> 0x20, != 0x7f): request-target characters. */
+static inline const char *gw__skip_target(const char *p, const char *end)
+{
+    while (end - p >= 8) {
+        uint64_t v = gw__load8(p);
+        if (GW__HAS_LESS(v, 0x21) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))
+            break;
+        p += 8;
+    }
+    while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
+        p++;
+    return p;
+}
+
+static inline const char *gw__skip_tchar(const char *p, const char *end)
+{
+    while (end - p >= 4 && gw__tchar[(unsigned char)p[0]] && gw__tchar[(unsigned char)p[1]] &&
+           gw__tchar[(unsigned char)p[2]] && gw__tchar[(unsigned char)p[3]])
+        p += 4;
+    while (p < end && gw__tchar[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* Parses header lines up to and including the empty line. On success stores the position
+ * after the head in *endp and returns 0; else GW__INCOMPLETE, GW_EBADMSG or GW_E2BIG. */
+static int gw__parse_headers(const char *p, const char *end, gw_header_t *hdrs, size_t *nhdrs,
+                             const char **endp)
+{
+    size_t n = 0;
+
+    for (;;) {
+        if (p == end)
+            return GW__INCOMPLETE;
+        if (*p == '\r') {
+            if (p + 1 == end)
+                return GW__INCOMPLETE;
+            if (p[1] != '\n')
+                return GW_EBADMSG;
+            p += 2;
+            break;
+        }
+        if (*p == '\n') {
+            p++;
+            break;
+        }
+        if (n == GW_HTTP_MAX_HEADERS)
+            return GW_E2BIG;
+
+        /* field-name ":" ; any non-tchar (SP before the colon, obs-fold SP/HTAB at line
+         * start, CTLs) other than the colon is fatal. */
+        const char *name = p;
+        p = gw__skip_tchar(p, end);
+        if (p == end)
+            return GW__INCOMPLETE;
+        if (*p != ':' || p == name)
+            return GW_EBADMSG;
+        hdrs[n].name.p = name;
+        hdrs[n].name.n = (size_t)(p - name);
+        p++;
+
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *value = p;
+        for (;;) {
+            p = gw__skip_vchar_sp(p, end);
+            if (p == end)
+                return GW__INCOMPLETE;
+            if (*p != '\t')
+                break;
+            p++;
+        }
+        const char *vend = p;
+        if (*p == '\r') {
+            if (p + 1 == end)
+                return GW__INCOMPLETE;
+            if (p[1] != '\n')
+                return GW_EBADMSG; /* bare CR */
+            p += 2;
+        } else if (*p == '\n') {
+            p++;
+        } else {
+            return GW_EBADMSG; /* NUL, other CTL or DEL */
+        }
+        while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        hdrs[n].value.p = value;
+        hdrs[n].value.n = (size_t)(vend - value);
+        n++;
+    }
+    *nhdrs = n;
+    *endp = p;
+    return 0;
+}
+
+/* Maps an internal result to the public contract given the caller's total length. */
+static inline int gw__finish(int rc, const char *buf, const char *p, size_t len)
+{
+    if (rc == 0)
+        return (int)(p - buf);
+    if (rc == GW__INCOMPLETE)
+        return len >= GW_HTTP_MAX_HEAD ? GW_E2BIG : 0;
+    return rc;
+}
+
+int gw_http_parse_request(const char *buf, size_t len, gw_req_head_t *out)
+{
+    static const char v11[] = "HTTP/1.1\r\n", v10[] = "HTTP/1.0\r\n";
+    const char *p = buf, *end = buf + (len < GW_HTTP_MAX_HEAD ? len : GW_HTTP_MAX_HEAD);
+    int rc;
+
+    out->nheaders = 0;
+
+    /* RFC 9112 §2.2: ignore empty lines (CRLF) before the request-line. */
+    for (;;) {
+        if (p == end)
+            return gw__finish(GW__INCOMPLETE, buf, p, len);
+        if (*p != '\r')
+            break;
+        if (p + 1 == end)
+            return gw__finish(GW__INCOMPLETE, buf, p, len);
+        if (p[1] != '\n')
+            return GW_EBADMSG;
+        p += 2;
+    }
+
+    const char *m = p;
+    p = gw__skip_tchar(p, end);
+    if (p == end)
+        return gw__finish(GW__INCOMPLETE, buf, p, len);
+    if (*p != ' ' || p == m)
+        return GW_EBADMSG;
+    out->method.p = m;
+    out->method.n = (size_t)(p - m);
+    p++;
+
+    const char *t = p;
+    p = gw__skip_target(p, end);
+    if (p == end)
+        return gw__finish(GW__INCOMPLETE, buf, p, len);
+    if (*p != ' ' || p == t)
+        return GW_EBADMSG;
+    out->target.p = t;
+    out->target.n = (size_t)(p - t);
+    p++;
+
+    size_t avail = (size_t)(end - p);
+    if (avail < sizeof(v11) - 1) {
+        if (memcmp(p, v11, avail) != 0 && memcmp(p, v10, avail) != 0)
+            return GW_EBADMSG;
+        return gw__finish(GW__INCOMPLETE, buf, p, len);
+    }
+    if (memcmp(p, v11, sizeof(v11) - 1) == 0)
+        out->minor_version = 1;
+    else if (memcmp(p, v10, sizeof(v10) - 1) == 0)
+        out->minor_version = 0;
+    else
+        return GW_EBADMSG;
+    p += sizeof(v11) - 1;
+
+    rc = gw__parse_headers(p, end, out->headers, &out->nheaders, &p);
+    return gw__finish(rc, buf, p, len);
+}
+
+/* Checks "HTTP/1.d ddd" (first status digit 1-9) against the available prefix. */
+static int gw__parse_status_prefix(const char *p, size_t avail, int *minor, int *status)
+{
+    static const char pat[] = "HTTP/1.d sdd";
+    size_t n = avail < sizeof(pat) - 1 ? avail : sizeof(pat) - 1;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        switch (pat[i]) {
+        case 'd':
+            if (c < '0' || c > '9')
+                return GW_EBADMSG;
+            break;
+        case 's':
+            if (c < '1' || c > '9')
+                return GW_EBADMSG;
+            break;
+        default:
+            if (c != (unsigned char)pat[i])
+                return GW_EBADMSG;
+        }
+    }
+    if (n < sizeof(pat) - 1)
+        return GW__INCOMPLETE;
+    *minor = p[7] - '0';
+    *status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    return 0;
+}
+
+int gw_http_parse_response(const char *buf, size_t len, gw_resp_head_t *out)
+{
+    const char *p = buf, *end = buf + (len < GW_HTTP_MAX_HEAD ? len : GW_HTTP_MAX_HEAD);
+    int rc;
+
+    out->nheaders = 0;
+    rc = gw__parse_status_prefix(p, (size_t)(end - p), &out->minor_version, &out->status);
+    if (rc != 0)
+        return gw__finish(rc, buf, p, len);
+    p += 12;
+
+    if (p == end)
+        return gw__finish(GW__INCOMPLETE, buf, p, len);
+    const char *r = p;
+    if (*p == ' ') {
+        r = ++p;
+        for (;;) {
+            p = gw__skip_vchar_sp(p, end);
+            if (p == end)
+                return gw__finish(GW__INCOMPLETE, buf, p, len);
+            if (*p != '\t')
+                break;
+            p++;
+        }
+    }
+    /* status-line must end in CRLF (reason may be absent, with or without its SP) */
+    if (*p != '\r')
+        return GW_EBADMSG;
+    out->reason.p = r;
+    out->reason.n = (size_t)(p - r);
+    if (p + 1 == end)
+        return gw__finish(GW__INCOMPLETE, buf, p, len);
+    if (p[1] != '\n')
+        return GW_EBADMSG;
+    p += 2;
+
+    rc = gw__parse_headers(p, end, out->headers, &out->nheaders, &p);
+    return gw__finish(rc, buf, p, len);
+}
+
+const gw_header_t *gw_http_find_header(const gw_header_t *h, size_t n, const char *name)
+{
+    size_t nl = strlen(name);
+
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name.n == nl && strncasecmp(h[i].name.p, name, nl) == 0)
+            return &h[i];
+    return NULL;
+}
+
+int gw_http_parse_content_length(gw_str_t v, uint64_t *out)
+{
+    uint64_t x = 0;
+
+    if (v.n == 0 || v.n > 19)
+        return GW_EBADMSG;
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned d = (unsigned char)v.p[i] - (unsigned)'0';
+        if (d > 9)
+            return GW_EBADMSG;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
+/* Folds every Content-Length header (each possibly a list) into one value.
+ * Returns 1 if found (*cl set), 0 if absent, GW_EBADMSG if invalid or conflicting. */
+static int gw__content_length(const gw_header_t *h, size_t n, uint64_t *cl)
+{
+    int found = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!GW_STR_IEQ_LIT(h[i].name, "content-length"))
+            continue;
+        gw_str_t rest = h[i].value, e;
+        int any = 0;
+        while (gw_str_next_token(&rest, &e)) {
+            uint64_t v;
+            if (gw_http_parse_content_length(e, &v) != 0)
+                return GW_EBADMSG;
+            if (found && v != *cl)
+                return GW_EBADMSG;
+            *cl = v;
+            found = any = 1;
+        }
+        if (!any)
+            return GW_EBADMSG; /* empty value */
+    }
+    return found;
+}
+
+/* Summarises all Transfer-Encoding headers: *present, the number of codings and whether the
+ * last one is "chunked". */
+static void gw__transfer_encoding(const gw_header_t *h, size_t n, int *present, size_t *ncodings,
+                                  int *last_chunked)
+{
+    *present = 0;
+    *ncodings = 0;
+    *last_chunked = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!GW_STR_IEQ_LIT(h[i].name, "transfer-encoding"))
+            continue;
+        gw_str_t rest = h[i].value, e;
+        *present = 1;
+        while (gw_str_next_token(&rest, &e)) {
+            (*ncodings)++;
+            *last_chunked = GW_STR_IEQ_LIT(e, "chunked");
+        }
+    }
+}
+
+int gw_http_request_framing(const gw_req_head_t *h, gw_body_kind_t *kind, uint64_t *content_length)
+{
+    int te, last_chunked;
+    size_t ncodings;
+    uint64_t cl = 0;
+
+    *kind = GW_BODY_NONE;
+    *content_length = 0;
+    gw__transfer_encoding(h->headers, h->nheaders, &te, &ncodings, &last_chunked);
+    int rc = gw__content_length(h->headers, h->nheaders, &cl);
+    if (rc < 0)
+        return rc;
+    if (te) {
+        if (rc == 1 || h->minor_version == 0 || ncodings != 1 || !last_chunked)
+            return GW_EBADMSG;
+        *kind = GW_BODY_CHUNKED;
+        return 0;
+    }
+    if (rc == 1) {
+        *kind = GW_BODY_LENGTH;
+        *content_length = cl;
+    }
+    return 0;
+}
+
+int gw_http_response_framing(const gw_resp_head_t *h, bool request_was_head, gw_body_kind_t *kind,
+                             uint64_t *content_length)
+{
+    int te, last_chunked;
+    size_t ncodings;
+    uint64_t cl = 0;
+
+    *kind = GW_BODY_NONE;
+    *content_length = 0;
+    if (request_was_head || (h->status >= 100 && h->status < 200) || h->status == 204 ||
+        h->status == 304)
+        return 0;
+    gw__transfer_encoding(h->headers, h->nheaders, &te, &ncodings, &last_chunked);
+    if (te) {
+        *kind = last_chunked ? GW_BODY_CHUNKED : GW_BODY_EOF;
+        return 0;
+    }
+    int rc = gw__content_length(h->headers, h->nheaders, &cl);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        *kind = GW_BODY_LENGTH;
+        *content_length = cl;
+    } else {
+        *kind = GW_BODY_EOF;
+    }
+    return 0;
+}
+
+/* ---- chunked decoder ---- */
+
+enum {
+    GW__CH_SIZE_FIRST = 0, /* expecting the first hex digit of a chunk-size */
+    GW__CH_SIZE,           /* more hex digits, BWS, ';' or CR */
+    GW__CH_SIZE_WS,        /* BWS after the size: more BWS, ';' or CR */
+    GW__CH_EXT,            /* chunk-extension bytes up to CR */
+    GW__CH_SIZE_LF,        /* LF ending the size line */
+    GW__CH_DATA,           /* chunk data */
+    GW__CH_DATA_CR,        /* CR after data */
+    GW__CH_DATA_LF,        /* LF after data */
+    GW__CH_TRAILER_START,  /* start of a trailer line or the final CRLF */
+    GW__CH_TRAILER_NAME,
+    GW__CH_TRAILER_VALUE,
+    GW__CH_TRAILER_LF,
+    GW__CH_END_LF, /* LF of the final CRLF */
+    GW__CH_DONE,
+    GW__CH_ERROR,
+};
+
+int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
+                    size_t *out_len)
+{
+    size_t i = 0, o = 0;
+    int rc = 0;
+
+    if (st->state == GW__CH_DONE) {
+        rc = 1;
+        goto out;
+    }
+    if (st->state == GW__CH_ERROR) {
+        rc = GW_EBADMSG;
+        goto out;
+    }
+
+    while (i < len) {
+        unsigned char c = (unsigned char)in[i];
+        switch (st->state) {
+        case GW__CH_SIZE_FIRST:
+            if (!gw__hex[c])
+                goto bad;
+            st->remaining = gw__hex[c] - 1u;
+            st->line_len = 1;
+            st->state = GW__CH_SIZE;
+            i++;
+            break;
+        case GW__CH_SIZE:
+            if (gw__hex[c]) {
+                uint64_t d = gw__hex[c] - 1u;
+                if (st->remaining > (GW__CHUNK_MAX_SIZE - d) >> 4)
+                    goto bad;
+                st->remaining = (st->remaining << 4) | d;
+            } else if (c == '\r') {
+                st->state = GW__CH_SIZE_LF;
+            } else if (c == ';') {
+                st->state = GW__CH_EXT;
+            } else if (c == ' ' || c == '\t') {
+                st->state = GW__CH_SIZE_WS;
+            } else {
+                goto bad;
+            }
+            if (++st->line_len > GW__CHUNK_MAX_LINE)
+                goto bad;
+            i++;
+            break;
+        case GW__CH_SIZE_WS:
+            if (c == '\r')
+                st->state = GW__CH_SIZE_LF;
+            else if (c == ';')
+                st->state = GW__CH_EXT;
+            else if (c != ' ' && c != '\t')
+                goto bad;
+            if (++st->line_len > GW__CHUNK_MAX_LINE)
+                goto bad;
+            i++;
+            break;
+        case GW__CH_EXT: {
+            /* bulk-skip extension bytes up to the line cap; a bare LF or other CTL is fatal,
+             * and so is the first byte past the cap (reported at its exact offset) */
+            size_t room = GW__CHUNK_MAX_LINE - st->line_len;
+            size_t lim = len - i < room ? len : i + room, j = i;
+            while (j < lim && gw__is_vchar_ws((unsigned char)in[j]))
+                j++;
+            st->line_len += (uint32_t)(j - i);
+            i = j;
+            if (i == len)
+                break;
+            if (in[i] != '\r')
+                goto bad;
+            st->state = GW__CH_SIZE_LF;
+            i++;
+            break;
+        }
+        case GW__CH_SIZE_LF:
+            if (c != '\n')
+                goto bad;
+            i++;
+            st->state = st->remaining ? GW__CH_DATA : GW__CH_TRAILER_START;
+            st->trailer_bytes = 0;
+            break;
+        case GW__CH_DATA: {
+            size_t n = len - i;
+            if (n > st->remaining)
+                n = (size_t)st->remaining;
+            if (out) {
+                if (out + o != in + i)
+                    memmove(out + o, in + i, n);
+                o += n;
+            } else {
+                o += n;
+            }
+            i += n;
+            st->remaining -= n;
+            if (st->remaining == 0)
+                st->state = GW__CH_DATA_CR;
+            break;
+        }
+        case GW__CH_DATA_CR:
+            if (c != '\r')
+                goto bad;
+            st->state = GW__CH_DATA_LF;
+            i++;
+            break;
+        case GW__CH_DATA_LF:
+            if (c != '\n')
+                goto bad;
+            st->state = GW__CH_SIZE_FIRST;
+            i++;
+            break;
+        case GW__CH_TRAILER_START:
+            if (c == '\r')
+                st->state = GW__CH_END_LF;
+            else if (gw__tchar[c])
+                st->state = GW__CH_TRAILER_NAME;
+            else
+                goto bad; /* obs-fold, bare LF, junk */
+            if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
+                goto bad;
+            i++;
+            break;
+        case GW__CH_TRAILER_NAME:
+            if (c == ':')
+                st->state = GW__CH_TRAILER_VALUE;
+            else if (!gw__tchar[c])
+                goto bad;
+            if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
+                goto bad;
+            i++;
+            break;
+        case GW__CH_TRAILER_VALUE:
+            if (c == '\r')
+                st->state = GW__CH_TRAILER_LF;
+            else if (!gw__is_vchar_ws(c))
+                goto bad;
+            if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
+                goto bad;
+            i++;
+            break;
+        case GW__CH_TRAILER_LF:
+            if (c != '\n' || ++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
+                goto bad;
+            st->state = GW__CH_TRAILER_START;
+            i++;
+            break;
+        case GW__CH_END_LF:
+            if (c != '\n' || ++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
+                goto bad;
+            st->state = GW__CH_DONE;
+            i++;
+            rc = 1;
+            goto out;
+        default:
+            goto bad;
+        }
+    }
+    goto out;
+
+bad:
+    st->state = GW__CH_ERROR;
+    rc = GW_EBADMSG;
+out:
+    if (consumed)
+        *consumed = i;
+    if (out_len)
+        *out_len = o;
+    return rc;
+}

@@ -1,0 +1,657 @@
+/* server.c: the client side of the gateway: one state machine per TCP connection that turns
+ * bytes into validated requests for a handler and carries the handler's response back.
+ * Guarantees: a head is never larger than 64 KiB, framing is unambiguous (no smuggling), a
+ * slow or vanished client is noticed, and an idle connection holds no buffers. */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/rewrite.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define GW_IDLE_TIMEOUT_MS (90 * 1000)
+#define GW_PENDING_MAX (GW_HTTP_MAX_HEAD + GW_BLOCK_SIZE)
+
+typedef enum {
+    CONN_IDLE = 0,   /* waiting for the first byte of a request */
+    CONN_HEAD,       /* part of a head received */
+    CONN_REQUEST,    /* a request is with the handler */
+    CONN_CLOSING,
+} conn_state_t;
+
+struct gw_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    gw_worker_t *worker;
+    const gw_listener_t *listener;
+    struct gw_conn_s *prev, *next;  /* worker's connection list */
+    gw_request_t *req;
+    gw_buf_t pending;               /* head bytes / pipelined bytes not yet used */
+    conn_state_t state;
+    int handles_open;
+    bool reading;                   /* uv_read_start active */
+    bool body_paused;               /* handler asked to stop reading the body */
+    bool above_high_water;          /* handler wants on_drain */
+    bool in_process;                /* inside process(): defer re-entrant work */
+    bool resume_scheduled;          /* timer set to 0 to parse pending bytes */
+    bool timer_is_request;          /* the running timer is a request timeout (408) */
+    gw_chunked_t chunked;
+    uint64_t body_left;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uv_shutdown_t shutdown_req;
+};
+
+typedef struct {
+    uv_write_t w;
+    gw_conn_t *conn;
+    gw_block_t *block; /* reference held until written, or NULL */
+    char *heap;        /* copied bytes, or NULL */
+} write_req_t;
+
+static void conn_close(gw_conn_t *c, bool graceful);
+static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len);
+
+/* ---------- helpers ---------- */
+
+static void set_timer(gw_conn_t *c, uint64_t ms, bool request_timeout);
+
+static void read_start(gw_conn_t *c);
+
+static void conn_unlink(gw_conn_t *c)
+{
+    gw_worker_t *w = c->worker;
+    if (c->prev) c->prev->next = c->next;
+    else if (w->conns == c) w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    gw_conn_t *c = h->data;
+    if (--c->handles_open > 0) return;
+    gw_buf_free(&c->pending);
+    GW_COUNT(c->worker, conns_active, (uint64_t)-1);
+    free(c);
+}
+
+static void free_request(gw_conn_t *c)
+{
+    gw_request_t *r = c->req;
+    if (!r) return;
+    c->req = NULL;
+    free(r);
+}
+
+static void abort_request(gw_conn_t *c)
+{
+    gw_request_t *r = c->req;
+    if (!r) return;
+    const gw_handler_t *h = c->listener->handler;
+    if (h->on_abort) h->on_abort(r);
+    free_request(c);
+}
+
+static void on_shutdown(uv_shutdown_t *s, int status)
+{
+    gw_conn_t *c = s->data;
+    if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* Closes the connection; graceful waits for queued writes to be flushed first. */
+static void conn_close(gw_conn_t *c, bool graceful)
+{
+    if (c->state == CONN_CLOSING) return;
+    c->state = CONN_CLOSING;
+    abort_request(c);
+    conn_unlink(c);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (graceful && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        c->shutdown_req.data = c;
+        if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
+            /* Do not wait forever for a client that never reads: the shutdown completes or
+             * fails when the kernel gives up; the worker's grace timer covers draining. */
+            return;
+        }
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+const char *gw_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+/* ---------- writing ---------- */
+
+static void on_write(uv_write_t *w, int status)
+{
+    write_req_t *wr = (write_req_t *)w;
+    gw_conn_t *c = wr->conn;
+    if (wr->block) gw_block_unref(wr->block);
+    free(wr->heap);
+    free(wr);
+    if (status < 0) {
+        if (c->state != CONN_CLOSING) conn_close(c, false);
+        return;
+    }
+    if (c->above_high_water && c->req &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < GW_CONN_LOW_WATER) {
+        c->above_high_water = false;
+        const gw_handler_t *h = c->listener->handler;
+        if (h->on_drain) h->on_drain(c->req);
+    }
+}
+
+static int conn_write(gw_conn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
+{
+    if (c->state == CONN_CLOSING) {
+        if (b) gw_block_unref(b);
+        free(heap);
+        return UV_EPIPE;
+    }
+    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+    /* Fast path: try writing synchronously; queue only what the kernel did not take. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (n == (int)len) {
+            if (b) gw_block_unref(b);
+            free(heap);
+            return 0;
+        }
+        if (n > 0) {
+            buf.base += n;
+            buf.len -= (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            if (b) gw_block_unref(b);
+            free(heap);
+            return n;
+        }
+    }
+    write_req_t *wr = gw_malloc(sizeof(*wr));
+    wr->conn = c;
+    wr->block = b;
+    wr->heap = heap;
+    int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    if (rc < 0) {
+        if (b) gw_block_unref(b);
+        free(heap);
+        free(wr);
+        return rc;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
+        c->above_high_water = true;
+    return 0;
+}
+
+int gw_request_write_block(gw_request_t *req, gw_block_t *b, size_t off, size_t len)
+{
+    req->responded = true;
+    if (!len) return 0;
+    return conn_write(req->conn, gw_block_ref(b), NULL, b->data + off, len);
+}
+
+int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
+{
+    req->responded = true;
+    if (!len) return 0;
+    char *heap = gw_malloc(len);
+    memcpy(heap, p, len);
+    return conn_write(req->conn, NULL, heap, heap, len);
+}
+
+size_t gw_request_write_queue(const gw_request_t *req)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp);
+}
+
+/* Canned response written by the server itself (400, 408, 431) before closing. */
+static void write_error_and_close(gw_conn_t *c, int status, const char *text)
+{
+    gw_buf_t body, out;
+    gw_buf_init(&body, 4096);
+    gw_buf_init(&out, 8192);
+    gw_append_error_body(&body, status, text);
+    gw_buf_appendf(&out,
+                   "HTTP/1.1 %d %s\r\nContent-Type: application/json;charset=UTF-8\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                   status, gw_http_reason(status), body.len);
+    gw_buf_append(&out, body.base, body.len);
+    GW_COUNT(c->worker, requests_by_status[status], 1);
+    size_t len;
+    char *p = gw_buf_take(&out, &len);
+    conn_write(c, NULL, p, p, len);
+    gw_buf_free(&body);
+    conn_close(c, true);
+}
+
+/* ---------- reading ---------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gw_block_t *b = gw_block_get();
+    buf->base = b->data;
+    buf->len = b->cap;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_conn_t *c = s->data;
+    gw_block_t *b = buf->base ? GW_CONTAINER_OF(buf->base, gw_block_t, data) : NULL;
+    if (nread < 0) {
+        if (b) gw_block_unref(b);
+        if (c->state == CONN_CLOSING) return;
+        /* Client closed or reset: whatever it was doing is over. */
+        conn_close(c, c->req == NULL);
+        return;
+    }
+    if (nread > 0 && c->state != CONN_CLOSING) process(c, b, 0, (size_t)nread);
+    if (b) gw_block_unref(b);
+}
+
+static void read_start(gw_conn_t *c)
+{
+    if (c->reading || c->state == CONN_CLOSING) return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = true;
+}
+
+static void read_stop(gw_conn_t *c)
+{
+    if (!c->reading) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void set_timer(gw_conn_t *c, uint64_t ms, bool request_timeout)
+{
+    c->timer_is_request = request_timeout;
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    gw_conn_t *c = t->data;
+    if (c->resume_scheduled) {
+        c->resume_scheduled = false;
+        if (c->state != CONN_IDLE || !c->pending.len) return;
+        /* Parse pipelined bytes left over from the previous request. */
+        size_t n = c->pending.len;
+        gw_block_t *b = gw_block_alloc(n);
+        memcpy(b->data, c->pending.base, n);
+        gw_buf_reset(&c->pending);
+        process(c, b, 0, n);
+        gw_block_unref(b);
+        return;
+    }
+    if (c->state == CONN_IDLE) {
+        conn_close(c, false);
+        return;
+    }
+    if (c->state == CONN_HEAD || (c->req && !c->req->body_done)) {
+        bool responded = c->req && c->req->responded;
+        abort_request(c);
+        if (!responded) write_error_and_close(c, 408, "request timeout");
+        else conn_close(c, false);
+    }
+}
+
+static void shift_slices(gw_req_head_t *h, const char *from, const char *to)
+{
+#define SHIFT(s) ((s).p = (s).p ? to + ((s).p - from) : NULL)
+    SHIFT(h->method);
+    SHIFT(h->target);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        SHIFT(h->headers[i].name);
+        SHIFT(h->headers[i].value);
+    }
+#undef SHIFT
+}
+
+static bool header_has_token(const gw_req_head_t *h, const char *name, const char *token)
+{
+    size_t tn = strlen(token);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (!gw_str_ieq(h->headers[i].name, name, strlen(name))) continue;
+        gw_str_t rest = h->headers[i].value, e;
+        while (gw_str_next_token(&rest, &e))
+            if (gw_str_ieq(e, token, tn)) return true;
+    }
+    return false;
+}
+
+/* Builds the request from a complete head (head bytes at p[0..n), copied). */
+static gw_request_t *make_request(gw_conn_t *c, const char *p, size_t n, const gw_req_head_t *parsed)
+{
+    gw_request_t *r = gw_malloc(sizeof(*r) + n);
+    memset(r, 0, sizeof(*r));
+    char *copy = (char *)(r + 1);
+    memcpy(copy, p, n);
+    r->head = *parsed;
+    shift_slices(&r->head, p, copy);
+    r->conn = c;
+    r->worker = c->worker;
+    r->listener = c->listener;
+    r->peer_ip = c->peer_ip;
+    r->start_ns = uv_hrtime();
+    c->req = r;
+    c->state = CONN_REQUEST;
+    return r;
+}
+
+/* Validates framing and hands the request to the handler. */
+static void dispatch_request(gw_conn_t *c, gw_request_t *r)
+{
+    if (gw_http_request_framing(&r->head, &r->body_kind, &r->content_length) != GW_OK) {
+        free_request(c);
+        write_error_and_close(c, 400, "invalid request framing");
+        return;
+    }
+    r->keep_alive = r->head.minor_version >= 1 ? !header_has_token(&r->head, "connection", "close")
+                                               : header_has_token(&r->head, "connection", "keep-alive");
+    r->expect_continue = header_has_token(&r->head, "expect", "100-continue");
+    if (c->worker->draining) r->keep_alive = false;
+    memset(&c->chunked, 0, sizeof(c->chunked));
+    c->body_left = r->body_kind == GW_BODY_LENGTH ? r->content_length : 0;
+    if (r->body_kind == GW_BODY_NONE || (r->body_kind == GW_BODY_LENGTH && r->content_length == 0)) {
+        r->body_kind = GW_BODY_NONE;
+        r->body_done = true;
+        uv_timer_stop(&c->timer);
+    } else {
+        /* Body inactivity is bounded by requestTimeout too. */
+        set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
+    }
+    c->listener->handler->on_request(r);
+}
+
+/* Delivers body bytes from b[off..off+len); returns how many belong to the body. */
+static size_t feed_body(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
+{
+    gw_request_t *r = c->req;
+    size_t used;
+    bool last = false;
+    if (r->body_kind == GW_BODY_LENGTH) {
+        used = (size_t)GW_MIN((uint64_t)len, c->body_left);
+        c->body_left -= used;
+        last = c->body_left == 0;
+    } else {
+        int rc = gw_chunked_feed(&c->chunked, b->data + off, len, &used, NULL, NULL);
+        if (rc < 0) {
+            bool responded = r->responded;
+            abort_request(c);
+            if (!responded) write_error_and_close(c, 400, "invalid chunked request body");
+            else conn_close(c, false);
+            return len;
+        }
+        last = rc == 1;
+    }
+    GW_COUNT(c->worker, bytes_in, used);
+    if (last) {
+        r->body_done = true;
+        if (c->timer_is_request) uv_timer_stop(&c->timer);
+    } else {
+        set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
+    }
+    c->listener->handler->on_body(r, b, off, used, last);
+    return used;
+}
+
+static int parse_head_status(int rc)
+{
+    return rc == GW_E2BIG ? 431 : 400;
+}
+
+static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
+{
+    c->in_process = true;
+    while (len > 0 && c->state != CONN_CLOSING) {
+        if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
+            gw_req_head_t head;
+            const char *p;
+            size_t avail, before = c->pending.len;
+            if (before == 0) {
+                p = b->data + off;
+                avail = len;
+            } else {
+                if (gw_buf_append(&c->pending, b->data + off, len) != GW_OK) {
+                    write_error_and_close(c, 431, "request header fields too large");
+                    break;
+                }
+                p = c->pending.base;
+                avail = c->pending.len;
+            }
+            int rc = gw_http_parse_request(p, avail, &head);
+            if (rc == 0) {
+                if (before == 0 && gw_buf_append(&c->pending, p, avail) != GW_OK) {
+                    write_error_and_close(c, 431, "request header fields too large");
+                    break;
+                }
+                if (c->state == CONN_IDLE) {
+                    c->state = CONN_HEAD;
+                    set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
+                }
+                len = 0;
+                break;
+            }
+            if (rc < 0) {
+                int st = parse_head_status(rc);
+                write_error_and_close(c, st, st == 431 ? "request header fields too large" : "malformed request");
+                break;
+            }
+            size_t head_len = (size_t)rc;
+            /* Bytes of this block consumed by the head. */
+            size_t from_block = head_len - before;
+            gw_request_t *r = make_request(c, p, head_len, &head);
+            if (before) gw_buf_reset(&c->pending);
+            off += from_block;
+            len -= from_block;
+            dispatch_request(c, r);
+            continue;
+        }
+        /* CONN_REQUEST */
+        gw_request_t *r = c->req;
+        if (r && !r->body_done) {
+            size_t used = feed_body(c, b, off, len);
+            off += used;
+            len -= used;
+            continue;
+        }
+        /* Pipelined bytes of a next request while this one is still being answered. */
+        /* pending never exceeds GW_HTTP_MAX_HEAD here and a read is at most one block, so
+         * the append fits; past the head limit we stop reading until this response is done. */
+        gw_buf_append(&c->pending, b->data + off, len);
+        if (c->pending.len >= GW_HTTP_MAX_HEAD) read_stop(c);
+        len = 0;
+    }
+    c->in_process = false;
+}
+
+/* ---------- request API ---------- */
+
+void gw_request_pause_body(gw_request_t *req)
+{
+    gw_conn_t *c = req->conn;
+    c->body_paused = true;
+    read_stop(c);
+}
+
+void gw_request_resume_body(gw_request_t *req)
+{
+    gw_conn_t *c = req->conn;
+    c->body_paused = false;
+    read_start(c);
+}
+
+void gw_request_finish(gw_request_t *req, bool reuse)
+{
+    gw_conn_t *c = req->conn;
+    gw_worker_t *w = c->worker;
+    bool keep = reuse && req->keep_alive && req->body_done && !w->draining;
+    free_request(c);
+    if (!keep) {
+        conn_close(c, true);
+        return;
+    }
+    c->state = CONN_IDLE;
+    c->body_paused = false;
+    c->above_high_water = false;
+    read_start(c);
+    if (c->pending.len) {
+        /* Parse the pipelined request from the loop, not from inside the handler. */
+        c->resume_scheduled = true;
+        uv_timer_start(&c->timer, on_timer, 0, 0);
+    } else {
+        set_timer(c, GW_IDLE_TIMEOUT_MS, false);
+    }
+}
+
+void gw_request_abort(gw_request_t *req)
+{
+    gw_conn_t *c = req->conn;
+    free_request(c);
+    conn_close(c, false);
+}
+
+void gw_request_respond(gw_request_t *req, int status, const char *content_type, const char *body,
+                        size_t body_len)
+{
+    gw_conn_t *c = req->conn;
+    /* An unread request body means the connection cannot carry another request. */
+    bool reuse = req->keep_alive && req->body_done && !c->worker->draining;
+    gw_buf_t out;
+    gw_buf_init(&out, body_len + 1024);
+    gw_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
+    if (content_type) gw_buf_appendf(&out, "Content-Type: %s\r\n", content_type);
+    gw_buf_appendf(&out, "Content-Length: %zu\r\n%s\r\n", body_len, reuse ? "" : "Connection: close\r\n");
+    if (body_len && !gw_str_eq(req->head.method, "HEAD", 4)) gw_buf_append(&out, body, body_len);
+    size_t n;
+    char *p = gw_buf_take(&out, &n);
+    GW_COUNT(c->worker, requests_by_status[status < 600 && status >= 0 ? status : 0], 1);
+    req->responded = true;
+    conn_write(c, NULL, p, p, n);
+    gw_request_finish(req, reuse);
+}
+
+void gw_request_respond_error(gw_request_t *req, int status, const char *text)
+{
+    gw_buf_t body;
+    gw_buf_init(&body, 16384);
+    gw_append_error_body(&body, status, text);
+    gw_request_respond(req, status, "application/json;charset=UTF-8", body.base, body.len);
+    gw_buf_free(&body);
+}
+
+/* ---------- accepting ---------- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    gw_listener_t *l = server->data;
+    gw_worker_t *w = l->worker;
+    if (status < 0) {
+        /* EMFILE/ENFILE: libuv already accepted and dropped the connection with its reserve
+         * fd, so existing connections keep working; count it and carry on. */
+        GW_COUNT(w, accept_errors, 1);
+        return;
+    }
+    gw_conn_t *c = gw_calloc(1, sizeof(*c));
+    c->worker = w;
+    c->listener = l;
+    gw_buf_init(&c->pending, GW_PENDING_MAX);
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    GW_COUNT(w, conns_active, 1);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        GW_COUNT(w, accept_errors, 1);
+        c->state = CONN_CLOSING;
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return;
+    }
+    GW_COUNT(w, conns_accepted, 1);
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+    }
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    if (w->draining) {
+        conn_close(c, false);
+        return;
+    }
+    set_timer(c, GW_IDLE_TIMEOUT_MS, false);
+    read_start(c);
+}
+
+int gw_server_listen(gw_listener_t *l)
+{
+    int rc = uv_tcp_init(&l->worker->loop, &l->tcp);
+    if (rc) return rc;
+    l->tcp.data = l;
+    rc = uv_tcp_open(&l->tcp, l->fd);
+    if (rc) return rc;
+    return uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
+}
+
+void gw_server_drain(gw_worker_t *w)
+{
+    gw_conn_t *c = w->conns;
+    while (c) {
+        gw_conn_t *next = c->next;
+        if (c->state == CONN_IDLE) conn_close(c, false);
+        else if (c->req) c->req->keep_alive = false;
+        c = next;
+    }
+}
+
+void gw_server_close_all(gw_worker_t *w)
+{
+    while (w->conns) conn_close(w->conns, false);
+}

@@ -1,0 +1,90 @@
+/* server.h: inbound HTTP/1.1 connections: accept, read, parse and validate request heads,
+ * deliver bodies, write responses, keep-alive, pipelining, request/idle timeouts.
+ * What to do with a request is a handler's business (gateway/proxy.c, admin/admin.c). */
+#ifndef GW_HTTP_SERVER_H
+#define GW_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/worker.h"
+#include "http/parser.h"
+#include "util/block.h"
+
+typedef struct gw_conn_s gw_conn_t;
+typedef struct gw_request_s gw_request_t;
+
+/* A handler's callbacks. All run on the worker's loop. */
+typedef struct gw_handler_s {
+    /* The request head is complete and valid. The handler must eventually call
+     * gw_request_finish or gw_request_abort (possibly from inside this call). */
+    void (*on_request)(gw_request_t *req);
+    /* Body bytes as received (for chunked bodies: the raw chunked framing). The handler gets
+     * its own reference on b if it keeps it. last is true on the final piece (len may be 0). */
+    void (*on_body)(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bool last);
+    /* The client went away or timed out: drop everything. req is freed after this returns. */
+    void (*on_abort)(gw_request_t *req);
+    /* The client's write queue fell below the low-water mark after being above it. */
+    void (*on_drain)(gw_request_t *req);
+} gw_handler_t;
+
+struct gw_request_s {
+    gw_conn_t *conn;
+    gw_worker_t *worker;
+    const gw_listener_t *listener;
+    gw_req_head_t head;          /* slices into an owned copy of the head bytes */
+    gw_body_kind_t body_kind;
+    uint64_t content_length;
+    bool body_done;              /* every body byte was delivered to the handler */
+    bool keep_alive;             /* the client allows another request on this connection */
+    bool expect_continue;        /* "Expect: 100-continue" was sent */
+    bool responded;              /* the handler wrote (part of) a response */
+    const char *peer_ip;         /* client's IP address as text */
+    uint64_t start_ns;           /* uv_hrtime at head completion */
+    void *data;                  /* the handler's */
+};
+
+/* Upper bound of a client's write queue before handlers should stop producing. */
+#define GW_CONN_HIGH_WATER (256 * 1024)
+#define GW_CONN_LOW_WATER (64 * 1024)
+
+/* Starts listening on l->fd on its worker's loop. Returns 0 or a negative uv error. */
+int gw_server_listen(gw_listener_t *l);
+
+/* Queues response bytes: _block takes its own reference on b; _copy copies. Sets
+ * req->responded. Returns 0, or a negative uv error when the connection is already broken
+ * (the handler then gets on_abort soon). */
+int gw_request_write_block(gw_request_t *req, gw_block_t *b, size_t off, size_t len);
+int gw_request_write_copy(gw_request_t *req, const void *p, size_t len);
+/* Bytes queued to the client and not yet written. */
+size_t gw_request_write_queue(const gw_request_t *req);
+
+/* Stops / resumes reading the request body (backpressure towards the client). */
+void gw_request_pause_body(gw_request_t *req);
+void gw_request_resume_body(gw_request_t *req);
+
+/* The response is completely queued. With reuse the connection waits for the next request
+ * (when the body was read completely and the server is not draining), otherwise it is closed
+ * after the queued bytes are written. req is freed; do not touch it afterwards. */
+void gw_request_finish(gw_request_t *req, bool reuse);
+/* Closes the connection now (e.g. the upstream broke after the response head was sent).
+ * on_abort is NOT called. req is freed. */
+void gw_request_abort(gw_request_t *req);
+
+/* Writes a complete small response (status line, Content-Type if given, Content-Length,
+ * Connection: close when the connection will not be reused) and finishes the request. */
+void gw_request_respond(gw_request_t *req, int status, const char *content_type, const char *body,
+                        size_t body_len);
+/* gw_request_respond with the gateway's JSON error body (§4). */
+void gw_request_respond_error(gw_request_t *req, int status, const char *text);
+
+/* Reason phrase for a status code ("Unknown" if none). */
+const char *gw_http_reason(int status);
+
+/* Worker draining: closes idle connections now and makes busy ones close after their
+ * current response. */
+void gw_server_drain(gw_worker_t *w);
+/* Closes every connection of the worker immediately (end of the grace period). */
+void gw_server_close_all(gw_worker_t *w);
+
+#endif

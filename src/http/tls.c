@@ -1,0 +1,206 @@
+/* tls.c: OpenSSL client sessions over a pair of memory BIOs, so TLS stacks over any uv stream. */
+#include "http/tls.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "util/alloc.h"
+#include "util/common.h"
+
+struct gw_tls_ctx_s {
+    SSL_CTX *ctx;
+};
+
+struct gw_tls_s {
+    SSL *ssl;
+    BIO *rbio; /* ciphertext in (we write, SSL reads) */
+    BIO *wbio; /* ciphertext out (SSL writes, we read) */
+    char err[160];
+};
+
+static const char *skip_to_pem(const char *pem)
+{
+    const char *b = strstr(pem, "-----BEGIN");
+    return b ? b : pem;
+}
+
+static int load_identity(SSL_CTX *ctx, const char *crt_pem, const char *key_pem, const char **err)
+{
+    const char *c = skip_to_pem(crt_pem), *k = skip_to_pem(key_pem);
+    BIO *cb = BIO_new_mem_buf(c, (int)strlen(c));
+    BIO *kb = BIO_new_mem_buf(k, (int)strlen(k));
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *pk = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+    int rc = GW_EINVAL;
+    if (!x) {
+        *err = "invalid client certificate";
+    } else if (!pk) {
+        *err = "invalid client key";
+    } else if (SSL_CTX_use_certificate(ctx, x) != 1) {
+        *err = "client certificate rejected";
+    } else {
+        /* Intermediate certificates following the leaf go into the chain. */
+        X509 *extra;
+        while ((extra = PEM_read_bio_X509(cb, NULL, NULL, NULL)) != NULL)
+            if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1) X509_free(extra);
+        if (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+            *err = "client key does not match certificate";
+        else
+            rc = GW_OK;
+    }
+    ERR_clear_error();
+    X509_free(x);
+    EVP_PKEY_free(pk);
+    BIO_free(cb);
+    BIO_free(kb);
+    return rc;
+}
+
+gw_tls_ctx_t *gw_tls_ctx_new(bool verify, const char *crt_pem, const char *key_pem, const char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        *err = "cannot create TLS context";
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            ERR_clear_error();
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (crt_pem && key_pem && load_identity(ctx, crt_pem, key_pem, err) != GW_OK) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    gw_tls_ctx_t *t = gw_calloc(1, sizeof(*t));
+    t->ctx = ctx;
+    return t;
+}
+
+void gw_tls_ctx_free(gw_tls_ctx_t *ctx)
+{
+    if (!ctx) return;
+    SSL_CTX_free(ctx->ctx);
+    free(ctx);
+}
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+gw_tls_t *gw_tls_new(gw_tls_ctx_t *ctx, const char *hostname)
+{
+    gw_tls_t *t = gw_calloc(1, sizeof(*t));
+    t->ssl = SSL_new(ctx->ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (!t->ssl || !t->rbio || !t->wbio) goto fail;
+    BIO_set_mem_eof_return(t->rbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_connect_state(t->ssl);
+    if (is_ip_literal(hostname)) {
+        X509_VERIFY_PARAM *p = SSL_get0_param(t->ssl);
+        X509_VERIFY_PARAM_set1_ip_asc(p, hostname);
+    } else {
+        SSL_set_tlsext_host_name(t->ssl, hostname);
+        SSL_set1_host(t->ssl, hostname);
+    }
+    return t;
+fail:
+    if (t->ssl) {
+        SSL_free(t->ssl);
+    } else {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+    }
+    ERR_clear_error();
+    free(t);
+    return NULL;
+}
+
+void gw_tls_free(gw_tls_t *t)
+{
+    if (!t) return;
+    SSL_free(t->ssl); /* frees both BIOs */
+    free(t);
+}
+
+int gw_tls_feed(gw_tls_t *t, const char *data, size_t len)
+{
+    if (len && BIO_write(t->rbio, data, (int)len) != (int)len) return GW_ENOMEM;
+    return GW_OK;
+}
+
+static int fail(gw_tls_t *t, int r)
+{
+    unsigned long e = ERR_peek_last_error();
+    long vr = SSL_get_verify_result(t->ssl);
+    if (vr != X509_V_OK) {
+        snprintf(t->err, sizeof(t->err), "certificate verify failed: %s", X509_verify_cert_error_string(vr));
+    } else if (e) {
+        char b[120];
+        ERR_error_string_n(e, b, sizeof(b));
+        snprintf(t->err, sizeof(t->err), "%s", b);
+    } else {
+        snprintf(t->err, sizeof(t->err), "TLS error %d", SSL_get_error(t->ssl, r));
+    }
+    ERR_clear_error();
+    return GW_EBADMSG;
+}
+
+int gw_tls_handshake(gw_tls_t *t)
+{
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) return GW_OK;
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return GW_AGAIN;
+    return fail(t, r);
+}
+
+int gw_tls_read(gw_tls_t *t, char *buf, size_t len)
+{
+    size_t got = 0;
+    int r = SSL_read_ex(t->ssl, buf, len, &got);
+    if (r == 1) return (int)got;
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return 0;
+    if (e == SSL_ERROR_ZERO_RETURN) return GW_ENOENT;
+    return fail(t, r);
+}
+
+int gw_tls_write(gw_tls_t *t, const char *data, size_t len)
+{
+    while (len) {
+        size_t w = 0;
+        int r = SSL_write_ex(t->ssl, data, len, &w);
+        if (r != 1) return fail(t, r);
+        data += w;
+        len -= w;
+    }
+    return GW_OK;
+}
+
+size_t gw_tls_pending_out(gw_tls_t *t) { return BIO_ctrl_pending(t->wbio); }
+
+size_t gw_tls_take_out(gw_tls_t *t, char *buf, size_t cap)
+{
+    int r = BIO_read(t->wbio, buf, (int)GW_MIN(cap, (size_t)0x7fffffff));
+    return r > 0 ? (size_t)r : 0;
+}
+
+const char *gw_tls_error(gw_tls_t *t) { return t->err[0] ? t->err : "TLS error"; }

@@ -1,0 +1,46 @@
+/* tls.h: client-side TLS as a transport-agnostic layer (OpenSSL over memory BIOs): the caller
+ * moves ciphertext between the socket and this layer; no I/O happens here.
+ * Not for: server-side TLS (the gateway listens in plain HTTP inside the cluster). */
+#ifndef GW_HTTP_TLS_H
+#define GW_HTTP_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct gw_tls_ctx_s gw_tls_ctx_t;
+typedef struct gw_tls_s gw_tls_t;
+
+/* A client context: system CA store (honours SSL_CERT_FILE / SSL_CERT_DIR), TLS >= 1.2, peer
+ * verification on unless verify is false, optional client certificate/key (PEM text, any text
+ * before "-----BEGIN" is ignored). Returns NULL and sets *err (static text) on failure. */
+gw_tls_ctx_t *gw_tls_ctx_new(bool verify, const char *crt_pem, const char *key_pem, const char **err);
+void gw_tls_ctx_free(gw_tls_ctx_t *ctx);
+
+/* A session for one connection to hostname (SNI unless an IP literal; hostname or IP SAN
+ * verification when the context verifies). NULL on allocation failure inside OpenSSL. */
+gw_tls_t *gw_tls_new(gw_tls_ctx_t *ctx, const char *hostname);
+void gw_tls_free(gw_tls_t *t);
+
+/* Hands ciphertext received from the socket to the layer. Returns 0 or GW_ENOMEM. */
+int gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
+
+/* Drives the handshake: 0 when done, GW_AGAIN when it needs more ciphertext (check
+ * gw_tls_pending_out first: there may be bytes to send), GW_EBADMSG on failure
+ * (gw_tls_error tells why: certificate verify failure, handshake alert, ...). */
+int gw_tls_handshake(gw_tls_t *t);
+
+/* Reads decrypted bytes: > 0 count, 0 when more ciphertext is needed, GW_ENOENT on a clean
+ * close_notify, GW_EBADMSG on error. */
+int gw_tls_read(gw_tls_t *t, char *buf, size_t len);
+
+/* Encrypts all of data into the outgoing ciphertext queue. 0 or GW_EBADMSG. */
+int gw_tls_write(gw_tls_t *t, const char *data, size_t len);
+
+/* Outgoing ciphertext waiting to be sent. Takes up to cap bytes into buf; returns count. */
+size_t gw_tls_pending_out(gw_tls_t *t);
+size_t gw_tls_take_out(gw_tls_t *t, char *buf, size_t cap);
+
+/* Human-readable reason for the last failure (static or owned by t). */
+const char *gw_tls_error(gw_tls_t *t);
+
+#endif

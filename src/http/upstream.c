@@ -1,0 +1,693 @@
+/* upstream.c: connect (DNS cache, TCP, TLS) and keep-alive pooling for upstream connections.
+ * A pooled connection keeps reading while idle so that a close by the server removes it at
+ * once instead of failing the next request. */
+#include "http/upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/tls.h"
+#include "util/alloc.h"
+#include "util/common.h"
+#include "util/log.h"
+
+#define POOL_BUCKETS 256
+#define POOL_MAX_IDLE_PER_KEY 128
+#define POOL_IDLE_TIMEOUT_MS (30 * 1000)
+#define DNS_TTL_MS 5000
+#define DNS_MAX_ADDRS 4
+
+typedef enum {
+    UP_RESOLVING,
+    UP_CONNECTING,
+    UP_HANDSHAKE,
+    UP_ACTIVE,
+    UP_IDLE,
+    UP_CLOSING,
+} up_state_t;
+
+typedef struct dns_entry_s {
+    struct dns_entry_s *next;
+    char *host;
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+    int naddrs;
+    uint64_t expires;
+} dns_entry_t;
+
+typedef struct pool_key_s {
+    struct pool_key_s *next;
+    char *key;
+    gw_upconn_t *idle;   /* LIFO list of idle connections */
+    size_t nidle;
+} pool_key_t;
+
+struct gw_upconn_s {
+    uv_tcp_t tcp;
+    uv_timer_t idle_timer;
+    uv_connect_t connect_req;
+    uv_getaddrinfo_t gai;
+    gw_upstream_pool_t *pool;
+    pool_key_t *pk;
+    gw_upconn_t *idle_next;
+    up_state_t state;
+    bool released;      /* the user let go while we were still resolving/connecting */
+    bool reused;
+    bool reading;
+    bool paused;
+    bool above_high_water;
+    bool tcp_inited;     /* tcp handle is open (needs uv_close) */
+    bool retry_closing;  /* tcp is closing to retry the next address */
+    int handles_open;
+    int pending_status;  /* failure to report from the loop (fail_async) */
+    const char *pending_reason;
+    gw_tls_t *tls;
+    const gw_upconn_cb_t *cb;
+    void *ud;
+    char *hostname;
+    uint16_t port;
+    struct sockaddr_storage addrs[DNS_MAX_ADDRS];
+    int naddrs, addr_idx;
+};
+
+struct gw_upstream_pool_s {
+    uv_loop_t *loop;
+    pool_key_t *buckets[POOL_BUCKETS];
+    dns_entry_t *dns;
+    gw_tls_ctx_t *tls_verify, *tls_noverify;
+    size_t nidle;
+    bool freeing;
+    size_t live; /* connections not yet freed */
+};
+
+typedef struct {
+    uv_write_t w;
+    gw_block_t *block;
+    char *heap;
+    gw_upconn_t *c;
+} up_write_t;
+
+static void up_close(gw_upconn_t *c);
+static void start_connect(gw_upconn_t *c);
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static pool_key_t *pool_key(gw_upstream_pool_t *p, const char *key)
+{
+    uint32_t h = hash_str(key) % POOL_BUCKETS;
+    for (pool_key_t *k = p->buckets[h]; k; k = k->next)
+        if (strcmp(k->key, key) == 0) return k;
+    pool_key_t *k = gw_calloc(1, sizeof(*k));
+    k->key = gw_strdup(key);
+    k->next = p->buckets[h];
+    p->buckets[h] = k;
+    return k;
+}
+
+gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop)
+{
+    gw_upstream_pool_t *p = gw_calloc(1, sizeof(*p));
+    p->loop = loop;
+    return p;
+}
+
+static void pool_maybe_free(gw_upstream_pool_t *p)
+{
+    if (!p->freeing || p->live) return;
+    for (int i = 0; i < POOL_BUCKETS; i++) {
+        while (p->buckets[i]) {
+            pool_key_t *k = p->buckets[i];
+            p->buckets[i] = k->next;
+            free(k->key);
+            free(k);
+        }
+    }
+    while (p->dns) {
+        dns_entry_t *d = p->dns;
+        p->dns = d->next;
+        free(d->host);
+        free(d);
+    }
+    gw_tls_ctx_free(p->tls_verify);
+    gw_tls_ctx_free(p->tls_noverify);
+    free(p);
+}
+
+void gw_upstream_pool_free(gw_upstream_pool_t *p)
+{
+    p->freeing = true;
+    for (int i = 0; i < POOL_BUCKETS; i++)
+        for (pool_key_t *k = p->buckets[i]; k; k = k->next)
+            while (k->idle) {
+                gw_upconn_t *c = k->idle;
+                k->idle = c->idle_next;
+                k->nidle--;
+                p->nidle--;
+                c->state = UP_ACTIVE;
+                up_close(c);
+            }
+    pool_maybe_free(p);
+}
+
+size_t gw_upstream_pool_idle(const gw_upstream_pool_t *p) { return p->nidle; }
+
+/* ---------- closing ---------- */
+
+static void on_up_handle_closed(uv_handle_t *h)
+{
+    gw_upconn_t *c = h->data;
+    if (--c->handles_open > 0) return;
+    gw_upstream_pool_t *p = c->pool;
+    gw_tls_free(c->tls);
+    free(c->hostname);
+    free(c);
+    p->live--;
+    pool_maybe_free(p);
+}
+
+static void remove_idle(gw_upconn_t *c)
+{
+    pool_key_t *k = c->pk;
+    for (gw_upconn_t **pp = &k->idle; *pp; pp = &(*pp)->idle_next) {
+        if (*pp == c) {
+            *pp = c->idle_next;
+            k->nidle--;
+            c->pool->nidle--;
+            break;
+        }
+    }
+    c->idle_next = NULL;
+}
+
+static void up_close(gw_upconn_t *c)
+{
+    if (c->state == UP_CLOSING) return;
+    if (c->state == UP_IDLE) remove_idle(c);
+    c->state = UP_CLOSING;
+    c->cb = NULL;
+    if (c->tcp_inited) {
+        c->tcp_inited = false;
+        uv_close((uv_handle_t *)&c->tcp, on_up_handle_closed);
+    } else if (!c->retry_closing) {
+        c->handles_open--; /* no socket was ever opened */
+    }
+    uv_close((uv_handle_t *)&c->idle_timer, on_up_handle_closed);
+}
+
+/* A failure while the user still holds the connection: tell them, once. */
+static void fail_user(gw_upconn_t *c, int status, const char *reason)
+{
+    const gw_upconn_cb_t *cb = c->cb;
+    void *ud = c->ud;
+    bool connecting = c->state != UP_ACTIVE;
+    up_close(c);
+    if (!cb || c->released) return;
+    if (connecting) cb->on_connect(ud, status, reason);
+    else cb->on_close(ud, status);
+}
+
+/* ---------- writing ---------- */
+
+static void on_up_write(uv_write_t *w, int status)
+{
+    up_write_t *uw = (up_write_t *)w;
+    gw_upconn_t *c = uw->c;
+    if (uw->block) gw_block_unref(uw->block);
+    free(uw->heap);
+    free(uw);
+    if (c->state == UP_CLOSING) return;
+    if (status < 0) {
+        fail_user(c, status, uv_strerror(status));
+        return;
+    }
+    if (c->above_high_water && c->cb &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < GW_UP_LOW_WATER) {
+        c->above_high_water = false;
+        if (c->cb->on_drain) c->cb->on_drain(c->ud);
+    }
+}
+
+static int raw_write(gw_upconn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
+{
+    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (n == (int)len) {
+            if (b) gw_block_unref(b);
+            free(heap);
+            return 0;
+        }
+        if (n > 0) {
+            buf.base += n;
+            buf.len -= (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            if (b) gw_block_unref(b);
+            free(heap);
+            return n;
+        }
+    }
+    up_write_t *uw = gw_malloc(sizeof(*uw));
+    uw->block = b;
+    uw->heap = heap;
+    uw->c = c;
+    int rc = uv_write(&uw->w, (uv_stream_t *)&c->tcp, &buf, 1, on_up_write);
+    if (rc < 0) {
+        if (b) gw_block_unref(b);
+        free(heap);
+        free(uw);
+        return rc;
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER) c->above_high_water = true;
+    return 0;
+}
+
+/* Sends whatever ciphertext the TLS layer has produced. */
+static int tls_flush(gw_upconn_t *c)
+{
+    size_t n;
+    while ((n = gw_tls_pending_out(c->tls)) > 0) {
+        char *heap = gw_malloc(n);
+        size_t got = gw_tls_take_out(c->tls, heap, n);
+        int rc = raw_write(c, NULL, heap, heap, got);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+int gw_upconn_write_block(gw_upconn_t *c, gw_block_t *b, size_t off, size_t len)
+{
+    if (c->state != UP_ACTIVE) return UV_EPIPE;
+    if (!len) return 0;
+    if (c->tls) {
+        if (gw_tls_write(c->tls, b->data + off, len) != GW_OK) return UV_EPROTO;
+        return tls_flush(c);
+    }
+    return raw_write(c, gw_block_ref(b), NULL, b->data + off, len);
+}
+
+int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
+{
+    if (c->state != UP_ACTIVE) return UV_EPIPE;
+    if (!len) return 0;
+    if (c->tls) {
+        if (gw_tls_write(c->tls, p, len) != GW_OK) return UV_EPROTO;
+        return tls_flush(c);
+    }
+    char *heap = gw_malloc(len);
+    memcpy(heap, p, len);
+    return raw_write(c, NULL, heap, heap, len);
+}
+
+size_t gw_upconn_write_queue(const gw_upconn_t *c)
+{
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+/* ---------- reading ---------- */
+
+static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    gw_block_t *b = gw_block_get();
+    buf->base = b->data;
+    buf->len = b->cap;
+}
+
+static void handshake_step(gw_upconn_t *c);
+
+/* Decrypts everything available and hands it to the user. */
+static void deliver_tls(gw_upconn_t *c)
+{
+    while (c->state == UP_ACTIVE && c->cb) {
+        gw_block_t *out = gw_block_get();
+        int n = gw_tls_read(c->tls, out->data, out->cap);
+        if (n > 0) {
+            c->cb->on_data(c->ud, out, 0, (size_t)n);
+            gw_block_unref(out);
+            continue;
+        }
+        gw_block_unref(out);
+        if (n == 0) break;
+        fail_user(c, n == GW_ENOENT ? 0 : UV_EPROTO, gw_tls_error(c->tls));
+        return;
+    }
+    if (c->state == UP_ACTIVE) tls_flush(c);
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_upconn_t *c = s->data;
+    gw_block_t *b = buf->base ? GW_CONTAINER_OF(buf->base, gw_block_t, data) : NULL;
+    if (c->state == UP_CLOSING) {
+        if (b) gw_block_unref(b);
+        return;
+    }
+    if (nread < 0) {
+        if (b) gw_block_unref(b);
+        if (c->state == UP_IDLE) {
+            up_close(c);
+            return;
+        }
+        fail_user(c, nread == UV_EOF ? 0 : (int)nread, nread == UV_EOF ? "connection closed" : uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0) {
+        if (b) gw_block_unref(b);
+        return;
+    }
+    if (c->state == UP_IDLE) {
+        /* Unsolicited bytes on an idle connection: it is unusable. */
+        gw_block_unref(b);
+        up_close(c);
+        return;
+    }
+    if (c->tls) {
+        gw_tls_feed(c->tls, b->data, (size_t)nread);
+        gw_block_unref(b);
+        if (c->state == UP_HANDSHAKE) handshake_step(c);
+        else deliver_tls(c);
+        return;
+    }
+    if (c->cb) c->cb->on_data(c->ud, b, 0, (size_t)nread);
+    gw_block_unref(b);
+}
+
+static void up_read_start(gw_upconn_t *c)
+{
+    if (c->reading) return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_up_alloc, on_up_read) == 0) c->reading = true;
+}
+
+static void up_read_stop(gw_upconn_t *c)
+{
+    if (!c->reading) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+void gw_upconn_pause(gw_upconn_t *c)
+{
+    c->paused = true;
+    if (c->state == UP_ACTIVE) up_read_stop(c);
+}
+
+void gw_upconn_resume(gw_upconn_t *c)
+{
+    c->paused = false;
+    if (c->state == UP_ACTIVE) up_read_start(c);
+}
+
+bool gw_upconn_reused(const gw_upconn_t *c) { return c->reused; }
+
+/* ---------- connecting ---------- */
+
+static void connected(gw_upconn_t *c)
+{
+    c->state = UP_ACTIVE;
+    if (c->released) {
+        up_close(c);
+        return;
+    }
+    if (!c->paused) up_read_start(c);
+    c->cb->on_connect(c->ud, 0, NULL);
+}
+
+static void handshake_step(gw_upconn_t *c)
+{
+    int rc = gw_tls_handshake(c->tls);
+    if (tls_flush(c) < 0) {
+        fail_user(c, UV_EPIPE, "write failed during TLS handshake");
+        return;
+    }
+    if (rc == GW_AGAIN) return;
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_WARN, "upstream TLS handshake failed", "host", c->hostname, "reason", gw_tls_error(c->tls), NULL);
+        fail_user(c, UV_EPROTO, gw_tls_error(c->tls));
+        return;
+    }
+    connected(c);
+    /* Application data may have arrived together with the end of the handshake. */
+    if (c->state == UP_ACTIVE) deliver_tls(c);
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    gw_upconn_t *c = h->data;
+    c->retry_closing = false;
+    if (c->state == UP_CLOSING) {
+        on_up_handle_closed(h);
+        return;
+    }
+    start_connect(c);
+}
+
+static void on_tcp_connect(uv_connect_t *req, int status)
+{
+    gw_upconn_t *c = req->data;
+    if (c->state == UP_CLOSING) return;
+    if (c->released && status == 0) {
+        up_close(c);
+        return;
+    }
+    if (status < 0) {
+        if (c->addr_idx + 1 < c->naddrs && !c->released) {
+            /* Try the next address: close this socket and start over on a fresh one. */
+            c->addr_idx++;
+            c->tcp_inited = false;
+            c->retry_closing = true;
+            uv_close((uv_handle_t *)&c->tcp, on_retry_closed);
+            return;
+        }
+        fail_user(c, status, uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (c->tls) {
+        c->state = UP_HANDSHAKE;
+        up_read_start(c);
+        handshake_step(c);
+        return;
+    }
+    connected(c);
+}
+
+/* The connection's timer: idle expiry while pooled, or a failure to report from the loop. */
+static void on_conn_timer(uv_timer_t *t)
+{
+    gw_upconn_t *c = t->data;
+    if (c->state == UP_IDLE) {
+        up_close(c);
+        return;
+    }
+    if (c->pending_status && c->state != UP_CLOSING) {
+        if (c->released) up_close(c);
+        else fail_user(c, c->pending_status, c->pending_reason);
+    }
+}
+
+/* Reports a failure from the loop, never from inside the caller's call. */
+static void fail_async(gw_upconn_t *c, int status, const char *reason)
+{
+    c->pending_status = status;
+    c->pending_reason = reason;
+    uv_timer_start(&c->idle_timer, on_conn_timer, 0, 0);
+}
+
+static void start_connect(gw_upconn_t *c)
+{
+    c->state = UP_CONNECTING;
+    uv_tcp_init(c->pool->loop, &c->tcp);
+    c->tcp.data = c;
+    c->tcp_inited = true;
+    c->connect_req.data = c;
+    struct sockaddr_storage *sa = &c->addrs[c->addr_idx];
+    if (sa->ss_family == AF_INET) ((struct sockaddr_in *)sa)->sin_port = htons(c->port);
+    else ((struct sockaddr_in6 *)sa)->sin6_port = htons(c->port);
+    int rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)sa, on_tcp_connect);
+    if (rc < 0) fail_async(c, rc, uv_strerror(rc));
+}
+
+static dns_entry_t *dns_lookup(gw_upstream_pool_t *p, const char *host)
+{
+    uint64_t now = uv_now(p->loop);
+    for (dns_entry_t **pp = &p->dns; *pp;) {
+        dns_entry_t *d = *pp;
+        if (d->expires <= now) {
+            *pp = d->next;
+            free(d->host);
+            free(d);
+            continue;
+        }
+        if (strcmp(d->host, host) == 0) return d;
+        pp = &d->next;
+    }
+    return NULL;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    gw_upconn_t *c = req->data;
+    gw_upstream_pool_t *p = c->pool;
+    if (status < 0 || !res) {
+        if (res) uv_freeaddrinfo(res);
+        if (c->released) {
+            up_close(c);
+            return;
+        }
+        gw_log(GW_LOG_WARN, "upstream DNS lookup failed", "host", c->hostname, "reason", uv_strerror(status), NULL);
+        fail_user(c, status < 0 ? status : UV_EAI_NONAME, uv_strerror(status));
+        return;
+    }
+    c->naddrs = 0;
+    for (struct addrinfo *ai = res; ai && c->naddrs < DNS_MAX_ADDRS; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+        memcpy(&c->addrs[c->naddrs++], ai->ai_addr, ai->ai_addrlen);
+    }
+    uv_freeaddrinfo(res);
+    if (c->naddrs == 0) {
+        fail_user(c, UV_EAI_NONAME, "no usable address");
+        return;
+    }
+    if (!dns_lookup(p, c->hostname)) {
+        dns_entry_t *d = gw_calloc(1, sizeof(*d));
+        d->host = gw_strdup(c->hostname);
+        memcpy(d->addrs, c->addrs, sizeof(d->addrs));
+        d->naddrs = c->naddrs;
+        d->expires = uv_now(p->loop) + DNS_TTL_MS;
+        d->next = p->dns;
+        p->dns = d;
+    }
+    if (c->released) {
+        up_close(c);
+        return;
+    }
+    start_connect(c);
+}
+
+
+static gw_tls_ctx_t *tls_ctx(gw_upstream_pool_t *p, bool verify)
+{
+    gw_tls_ctx_t **slot = verify ? &p->tls_verify : &p->tls_noverify;
+    if (!*slot) {
+        const char *err = NULL;
+        *slot = gw_tls_ctx_new(verify, NULL, NULL, &err);
+        if (!*slot) gw_log(GW_LOG_ERROR, "cannot create TLS context", "reason", err, NULL);
+    }
+    return *slot;
+}
+
+int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, const gw_upconn_cb_t *cb,
+                    void *ud, gw_upconn_t **out)
+{
+    char key[600];
+    snprintf(key, sizeof(key), "%c|%s|%u|%d", t->https ? 's' : 'p', t->hostname, t->port, skip_verify ? 0 : 1);
+    pool_key_t *k = pool_key(p, key);
+    if (k->idle) {
+        gw_upconn_t *c = k->idle;
+        remove_idle(c);
+        uv_timer_stop(&c->idle_timer);
+        c->state = UP_ACTIVE;
+        c->cb = cb;
+        c->ud = ud;
+        c->reused = true;
+        c->released = false;
+        c->paused = false;
+        c->above_high_water = false;
+        up_read_start(c);
+        *out = c;
+        return GW_OK;
+    }
+    gw_upconn_t *c = gw_calloc(1, sizeof(*c));
+    c->pool = p;
+    c->pk = k;
+    c->cb = cb;
+    c->ud = ud;
+    c->hostname = gw_strdup(t->hostname);
+    c->port = t->port;
+    c->handles_open = 2; /* timer + tcp (up_close accounts for a tcp never opened) */
+    uv_timer_init(p->loop, &c->idle_timer);
+    c->idle_timer.data = c;
+    p->live++;
+    if (t->https) {
+        gw_tls_ctx_t *ctx = tls_ctx(p, !skip_verify);
+        c->tls = ctx ? gw_tls_new(ctx, t->hostname) : NULL;
+    }
+    *out = c;
+    /* Resolve (or use the cache / an IP literal), then connect; always asynchronously. */
+    c->state = UP_RESOLVING;
+    c->gai.data = c;
+    struct sockaddr_in s4;
+    struct sockaddr_in6 s6;
+    dns_entry_t *d;
+    if (uv_ip4_addr(t->hostname, t->port, &s4) == 0) {
+        memcpy(&c->addrs[0], &s4, sizeof(s4));
+        c->naddrs = 1;
+    } else if (uv_ip6_addr(t->hostname, t->port, &s6) == 0) {
+        memcpy(&c->addrs[0], &s6, sizeof(s6));
+        c->naddrs = 1;
+    } else if ((d = dns_lookup(p, t->hostname)) != NULL) {
+        memcpy(c->addrs, d->addrs, sizeof(c->addrs));
+        c->naddrs = d->naddrs;
+    }
+    if (t->https && !c->tls) {
+        fail_async(c, UV_EPROTO, "cannot create TLS session");
+        return GW_AGAIN;
+    }
+    if (c->naddrs > 0) {
+        /* Known address: libuv reports the connect result from the loop. */
+        start_connect(c);
+        return GW_AGAIN;
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    int rc = uv_getaddrinfo(p->loop, &c->gai, on_resolved, t->hostname, NULL, &hints);
+    if (rc < 0) {
+        gw_log(GW_LOG_WARN, "upstream DNS lookup failed", "host", t->hostname, "reason", uv_strerror(rc), NULL);
+        fail_async(c, rc, "DNS lookup failed");
+    }
+    return GW_AGAIN;
+}
+
+void gw_upconn_release(gw_upconn_t *c, bool reusable)
+{
+    c->cb = NULL;
+    c->ud = NULL;
+    if (c->state == UP_RESOLVING && !c->pending_status) {
+        /* A running lookup cannot be cancelled; on_resolved sees `released` and closes. */
+        c->released = true;
+        uv_cancel((uv_req_t *)&c->gai);
+        return;
+    }
+    if (c->state == UP_RESOLVING) {
+        c->released = true;
+        up_close(c);
+        return;
+    }
+    if (c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) {
+        c->released = true;
+        up_close(c);
+        return;
+    }
+    if (c->state != UP_ACTIVE) return;
+    gw_upstream_pool_t *p = c->pool;
+    pool_key_t *k = c->pk;
+    if (!reusable || p->freeing || k->nidle >= POOL_MAX_IDLE_PER_KEY ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        up_close(c);
+        return;
+    }
+    c->state = UP_IDLE;
+    c->paused = false;
+    c->idle_next = k->idle;
+    k->idle = c;
+    k->nidle++;
+    p->nidle++;
+    up_read_start(c);
+    uv_timer_start(&c->idle_timer, on_conn_timer, POOL_IDLE_TIMEOUT_MS, 0);
+}

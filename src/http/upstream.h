@@ -1,0 +1,65 @@
+/* upstream.h: connections from a worker to external APIs: DNS (off-thread, briefly cached),
+ * TCP connect, optional TLS (stacked over the socket), and a keep-alive pool per
+ * (scheme, host, port, TLS settings). Bytes in and out are opaque here; HTTP framing is the
+ * caller's (gateway/proxy.c). One pool per worker; nothing here is thread-safe. */
+#ifndef GW_HTTP_UPSTREAM_H
+#define GW_HTTP_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "registry/snapshot.h"
+#include "util/block.h"
+
+typedef struct gw_upstream_pool_s gw_upstream_pool_t;
+typedef struct gw_upconn_s gw_upconn_t;
+
+/* Callbacks for the connection's current user; none fires after gw_upconn_release. */
+typedef struct {
+    /* Connected (TLS handshake done). status < 0 with a reason on failure; the connection is
+     * then already released and must not be touched. */
+    void (*on_connect)(void *ud, int status, const char *reason);
+    /* Plaintext bytes from the upstream; take a reference on b to keep them. */
+    void (*on_data)(void *ud, gw_block_t *b, size_t off, size_t len);
+    /* The upstream closed (status 0) or failed (< 0). The connection is already released:
+     * drop the pointer, do not call gw_upconn_release. */
+    void (*on_close)(void *ud, int status);
+    /* The write queue fell below the low-water mark after being above it. */
+    void (*on_drain)(void *ud);
+} gw_upconn_cb_t;
+
+#define GW_UP_HIGH_WATER (256 * 1024)
+#define GW_UP_LOW_WATER (64 * 1024)
+
+gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop);
+/* Closes idle connections and frees the pool once in-use connections are released. */
+void gw_upstream_pool_free(gw_upstream_pool_t *p);
+
+/* A connection to target (TLS when https; verify unless skip_verify). Returns 0 with *out
+ * ready to use (taken from the pool; no on_connect), GW_AGAIN when a new connection is being
+ * made (on_connect follows, never from inside this call). */
+int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify,
+                    const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out);
+
+/* Queue bytes for the upstream; _block takes its own reference. 0 or a negative error. */
+int gw_upconn_write_block(gw_upconn_t *c, gw_block_t *b, size_t off, size_t len);
+int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len);
+size_t gw_upconn_write_queue(const gw_upconn_t *c);
+
+/* Stop / resume reading from the upstream (backpressure towards the client). */
+void gw_upconn_pause(gw_upconn_t *c);
+void gw_upconn_resume(gw_upconn_t *c);
+
+/* True if this connection was taken from the pool (it may have gone stale). */
+bool gw_upconn_reused(const gw_upconn_t *c);
+
+/* The user is done. reusable: the last response was complete and the connection may carry
+ * another request; it goes back to the pool. Otherwise it is closed. */
+void gw_upconn_release(gw_upconn_t *c, bool reusable);
+
+/* Pool statistics for metrics. */
+size_t gw_upstream_pool_idle(const gw_upstream_pool_t *p);
+
+#endif

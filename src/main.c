@@ -1,0 +1,181 @@
+/* main.c: argv, limits, signals, start-up and orderly shutdown of appgw; the only exit().
+ * The main thread runs the control loop (config source, admin API, signals); the workers
+ * run the proxy ports. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "core/config.h"
+#include "core/flags.h"
+#include "core/worker.h"
+#include "gateway/proxy.h"
+#include "http/server.h"
+#include "registry/source_files.h"
+#include "util/alloc.h"
+#include "util/block.h"
+#include "util/log.h"
+
+#ifndef GW_DEFAULT_CONFIG_DIR
+#define GW_DEFAULT_CONFIG_DIR "examples"
+#endif
+
+static gw_flags_t flags;
+static gw_worker_t *workers;
+static gw_worker_t control;          /* the control loop, as a worker without a thread */
+static gw_source_files_t *source;
+static uv_signal_t sig_term, sig_int;
+static int stopping;
+
+static void on_snapshot(gw_snapshot_t *snap, void *ud)
+{
+    (void)ud;
+    gw_config_publish(snap);
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void on_control_closed(uv_handle_t *h) { (void)h; }
+
+static void on_stop_poll(uv_timer_t *t);
+static uv_timer_t stop_poll;
+
+static void begin_shutdown(int signum)
+{
+    if (stopping) return;
+    stopping = 1;
+    gw_log(GW_LOG_INFO, "shutting down", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    for (int i = 0; i < flags.workers; i++) gw_worker_request_stop(&workers[i]);
+    if (source) gw_source_files_stop(source);
+    source = NULL;
+    /* The admin port stays up while workers drain (health checks keep answering). */
+    uv_timer_init(&control.loop, &stop_poll);
+    uv_timer_start(&stop_poll, on_stop_poll, 50, 50);
+}
+
+static int workers_running(void)
+{
+    int n = 0;
+    for (int i = 0; i < flags.workers; i++)
+        if (!__atomic_load_n(&workers[i].exited, __ATOMIC_ACQUIRE)) n++;
+    return n;
+}
+
+static void on_stop_poll(uv_timer_t *t)
+{
+    if (workers_running() > 0) return;
+    uv_close((uv_handle_t *)t, on_control_closed);
+    uv_close((uv_handle_t *)&sig_term, on_control_closed);
+    uv_close((uv_handle_t *)&sig_int, on_control_closed);
+    for (int i = 0; i < control.nlisteners; i++) uv_close((uv_handle_t *)&control.listeners[i].tcp, on_control_closed);
+    control.draining = true;
+    gw_server_close_all(&control);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    begin_shutdown(signum);
+}
+
+static int open_listener(gw_listener_t *l, int port, const gw_handler_t *h, int mode, const char *what)
+{
+    l->fd = gw_listener_socket(flags.listen_address, port);
+    l->handler = h;
+    l->mode = mode;
+    if (l->fd < 0) {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", port);
+        gw_log(GW_LOG_FATAL, "cannot listen", "port", p, "listener", what, "reason", strerror(-l->fd), NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char err[256];
+    int rc = gw_flags_parse(argc, argv, &flags, err, sizeof(err));
+    if (rc == 1) {
+        gw_flags_usage(stdout);
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "appgw: %s (see --help)\n", err);
+        return 2;
+    }
+    gw_log_set_level(flags.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    const char *dir = flags.config_dir && flags.config_dir[0] ? flags.config_dir : NULL;
+    if (!dir && ((flags.api_server_url && flags.api_server_url[0]) || (flags.kube_config && flags.kube_config[0]))) {
+        fprintf(stderr, "appgw: the Kubernetes API source is not part of this build yet; use --configDir\n");
+        return 2;
+    }
+    if (!dir) dir = GW_DEFAULT_CONFIG_DIR;
+
+    gw_config_init();
+    uv_loop_init(&control.loop);
+    control.id = -1;
+    control.flags = &flags;
+    source = gw_source_files_start(&control.loop, dir, flags.secrets_namespace, on_snapshot, NULL);
+    if (!source) {
+        fprintf(stderr, "appgw: cannot read configuration directory %s\n", dir);
+        return 1;
+    }
+
+    workers = gw_calloc((size_t)flags.workers, sizeof(*workers));
+    for (int i = 0; i < flags.workers; i++) {
+        gw_worker_t *w = &workers[i];
+        if (open_listener(&w->listeners[0], flags.proxy_port, &gw_proxy_handler, GW_PROXY_MODE_STANDALONE, "proxy") ||
+            open_listener(&w->listeners[1], flags.proxy_port_compass, &gw_proxy_handler, GW_PROXY_MODE_COMPASS,
+                          "proxy-compass"))
+            return 1;
+        w->nlisteners = 2;
+    }
+    if (open_listener(&control.listeners[0], flags.external_api_port, &gw_admin_handler, 0, "admin")) return 1;
+    control.nlisteners = 1;
+    control.listeners[0].worker = &control;
+    gw_admin_set_workers(workers, flags.workers);
+    if (gw_server_listen(&control.listeners[0]) != 0) {
+        gw_log(GW_LOG_FATAL, "cannot listen on the admin port", NULL);
+        return 1;
+    }
+    for (int i = 0; i < flags.workers; i++) {
+        if (gw_worker_start(&workers[i], i, &flags) != 0) {
+            gw_log(GW_LOG_FATAL, "cannot start worker thread", NULL);
+            return 1;
+        }
+    }
+    uv_signal_init(&control.loop, &sig_term);
+    uv_signal_init(&control.loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+
+    char ports[96], nw[16];
+    snprintf(ports, sizeof(ports), "%d,%d,%d", flags.proxy_port, flags.proxy_port_compass, flags.external_api_port);
+    snprintf(nw, sizeof(nw), "%d", flags.workers);
+    gw_log(GW_LOG_INFO, "appgw started", "ports", ports, "workers", nw, "configDir", dir, NULL);
+
+    uv_run(&control.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < flags.workers; i++) gw_worker_join(&workers[i]);
+    uv_loop_close(&control.loop);
+    gw_config_shutdown();
+    free(workers);
+    gw_flags_free(&flags);
+    gw_block_drain_cache();
+    gw_log(GW_LOG_INFO, "appgw stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,81 @@
+"""Client-side keep-alive and pipelining."""
+import hashlib
+import json
+
+import helpers as H
+
+
+def test_many_requests_on_one_connection(main_gw):
+    with H.RawConn(main_gw.proxy) as c:
+        local = c.sock.getsockname()
+        for i in range(300):
+            if i % 3 == 0:
+                r = c.request("GET", "/e2e/echo/k/%d?i=%d" % (i, i))
+                assert r.status == 200, (i, r)
+                doc = r.json()
+                assert doc["path"] == "/base/k/%d" % i and doc["query"] == "i=%d" % i
+            elif i % 3 == 1:
+                body = (b"%d" % i) * 100
+                r = c.request("POST", "/e2e/echo/p", body=body)
+                assert r.status == 200, (i, r)
+                assert r.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
+            else:
+                r = c.request("GET", "/e2e/nosvc/x")  # gateway's own error keeps the connection
+                assert r.status == 404, (i, r)
+            assert r.header("Connection", "").lower() != "close", (i, r)
+        assert c.sock.getsockname() == local
+
+
+def test_http10_client_gets_close(main_gw):
+    with H.RawConn(main_gw.proxy) as c:
+        c.send(b"GET /e2e/echo/x HTTP/1.0\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.json()["path"] == "/base/x"
+        assert c.wait_closed(3), "HTTP/1.0 request without keep-alive must end with close"
+
+
+def test_connection_close_honoured(main_gw):
+    with H.RawConn(main_gw.proxy) as c:
+        r = c.request("GET", "/e2e/echo/x", [("Connection", "close")])
+        assert r.status == 200, r
+        assert c.wait_closed(3), "connection not closed after Connection: close"
+
+
+def test_pipelined_requests_answered_in_order(main_gw):
+    reqs = []
+    for i in range(10):
+        if i == 3:
+            reqs.append(H.build_request("GET", "/e2e/root/slow?ms=300&n=%d" % i, host="a"))
+        elif i == 5:
+            reqs.append(H.build_request("POST", "/e2e/echo/pipe?n=%d" % i, body=b"body-%d" % i, host="a"))
+        elif i == 7:
+            reqs.append(H.build_request("GET", "/e2e/nosvc/x?n=%d" % i, host="a"))
+        else:
+            reqs.append(H.build_request("GET", "/e2e/echo/pipe?n=%d" % i, host="a"))
+    with H.RawConn(main_gw.proxy) as c:
+        c.send(b"".join(reqs))
+        for i in range(10):
+            r = c.read_response("POST" if i == 5 else "GET")
+            if i == 3:
+                assert (r.status, r.body) == (200, b"slow ok"), (i, r)
+            elif i == 7:
+                assert r.status == 404, (i, r)
+            else:
+                assert r.status == 200, (i, r)
+                doc = json.loads(r.body)
+                assert doc["query"] == "n=%d" % i, (i, doc)
+                if i == 5:
+                    assert doc["body_len"] == len(b"body-%d" % i)
+        # connection still usable afterwards
+        r = c.request("GET", "/e2e/echo/end")
+        assert r.status == 200
+
+
+def test_pipelined_across_ports_and_apps(main_gw):
+    with H.RawConn(main_gw.compass) as c:
+        c.send(H.build_request("GET", "/e2e/echo/api/a", host="a") + H.build_request("GET", "/raw/echo/api/b%2Fc", host="a"))
+        r1 = c.read_response()
+        r2 = c.read_response()
+        assert r1.json()["path"] == "/base/a"
+        assert r2.json()["path"] == "/base/b%2Fc"
