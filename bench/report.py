@@ -4,6 +4,9 @@
   report.py sample PID...            print "<cpu ticks> <VmHWM kB> <nprocs> <machine busy ticks>",
                                      the first three summed over the process trees rooted
                                      at PID... (all threads included)
+  report.py snap PROXY_PID ORIGIN_PID STUB_URL
+                                     print "<proxy ticks> <proxy VmHWM kB> <nprocs>
+                                     <origin ticks> <machine busy ticks> <origin accepts> <time>"
   report.py pids PID...              print the PIDs of the process trees rooted at PID...
   report.py stub URL                 print the "accepts" counter of an nginx stub_status page
   report.py record OUT key=value...  parse the wrk output named by wrk_out=FILE, add the
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -156,8 +160,9 @@ def record(out, kv):
         # CPU used by anything but the proxy, the origin and wrk: the noise of a shared machine
         r["other_cpu_pct"] = max(0.0, 100.0 * other / wall) if wall > 0 else 0.0
     if "origin_accepts0" in r and "origin_accepts1" in r:
-        # minus 1: the stub_status request that read the "after" counter
-        r["upstream_conns"] = max(0, r["origin_accepts1"] - r["origin_accepts0"] - 1)
+        # minus 2: the stub_status requests of the two later snapshots (run.sh: snap before
+        # the warm-up, after it, after the run)
+        r["upstream_conns"] = max(0, r["origin_accepts1"] - r["origin_accepts0"] - 2)
     with open(out, "a") as f:
         f.write(json.dumps(r, sort_keys=True) + "\n")
     if r["errors"] or r.get("wrk_rc", 0):
@@ -308,6 +313,12 @@ def main(argv):
     if cmd == "sample":
         t, h, n = sample(argv[2:])
         print(t, h, n, sys_busy())
+    elif cmd == "snap":
+        # snap PROXY_PID ORIGIN_PID STUB_URL: one consistent sample for run.sh
+        pt, phwm, pn = sample([argv[2]])
+        ot, _, _ = sample([argv[3]])
+        busy, now = sys_busy(), time.time()
+        print(pt, phwm, pn, ot, busy, stub_accepts(argv[4]), f"{now:.6f}")
     elif cmd == "pids":
         print(" ".join(str(p) for p in tree(argv[2:])))
     elif cmd == "stub":

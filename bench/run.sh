@@ -15,7 +15,7 @@
 #   SCENARIOS ["get post"]   get = small GET, post = POST of POST_BYTES [65536] bytes
 #   PROXIES ["appgw nginx haproxy"]
 #   APPGW_BIN [/work/main/build/appgw]  (or $repo/build/appgw)
-#   BASE_PORT [18000]   ports used: BASE+80/81 origin (+status), +10 nginx, +20 haproxy,
+#   BASE_PORT [27100]   ports used: BASE+80/81 origin (+status), +10 nginx, +20 haproxy,
 #                       +30/31/32 appgw proxy/compass/external API
 #   RESULTS_DIR [bench/results]   where the .jsonl and .txt of the run are kept
 #   ROUNDS [1]          repeat the whole matrix; the table shows each figure's median
@@ -33,7 +33,7 @@ SCENARIOS=${SCENARIOS:-"get post"}
 PROXIES=${PROXIES:-"appgw nginx haproxy"}
 POST_BYTES=${POST_BYTES:-65536}
 APPGW_BIN=${APPGW_BIN:-$REPO/build/appgw}
-BASE_PORT=${BASE_PORT:-18000}
+BASE_PORT=${BASE_PORT:-27100}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 KEEP_TMP=${KEEP_TMP:-0}
 ROUNDS=${ROUNDS:-1}
@@ -47,7 +47,11 @@ APPGW_COMPASS_PORT=$((BASE_PORT + 31))
 APPGW_API_PORT=$((BASE_PORT + 32))
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 HAPROXY_BIN=${HAPROXY_BIN:-/usr/sbin/haproxy}
-REPORT="python3 $HERE/report.py"
+# the system python: a pyenv shim costs ~0.5 s per call on a loaded machine
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3 || true)}
+REPORT="$PYTHON $HERE/report.py"
+CLK_TCK=$(getconf CLK_TCK)
+STUB_URL="http://127.0.0.1:$((BASE_PORT + 81))/"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -58,7 +62,7 @@ command -v wrk >/dev/null 2>&1 || missing+=("wrk")
 [[ -x $NGINX_BIN ]] || missing+=("nginx ($NGINX_BIN)")
 [[ -x $HAPROXY_BIN ]] || missing+=("haproxy ($HAPROXY_BIN)")
 command -v curl >/dev/null 2>&1 || missing+=("curl")
-command -v python3 >/dev/null 2>&1 || missing+=("python3")
+[[ -n $PYTHON ]] || missing+=("python3")
 if ((${#missing[@]})); then
   echo "bench/run.sh: missing tool(s): ${missing[*]}" >&2
   echo "install them with: bash scripts/setup.sh  (or: apt-get install -y wrk nginx-light haproxy curl python3)" >&2
@@ -331,6 +335,17 @@ if [[ " $PROXIES " == *" appgw "* ]] && [[ ! -x $APPGW_BIN ]]; then
   APPGW_OK=0
 fi
 
+# how busy is the machine without us? (a shared machine: warn, do not refuse)
+read -r _ _ _ _ b0 _ t0 <<<"$($REPORT snap "$ORIGIN_PID" "$ORIGIN_PID" "$STUB_URL")"
+sleep 1
+read -r _ _ _ _ b1 _ t1 <<<"$($REPORT snap "$ORIGIN_PID" "$ORIGIN_PID" "$STUB_URL")"
+# busy ticks -> % of one core over the window (times in µs by dropping the dot)
+idle_busy=$(((b1 - b0) * 100000000 / CLK_TCK / (${t1/[.,]/} - ${t0/[.,]/})))
+if ((idle_busy > 10)); then
+  log "WARNING: the machine is busy before the benchmark (~${idle_busy}% of one core used by other processes):"
+  log "         absolute figures will be noisy; compare ratios, and look at the 'other CPU' column"
+fi
+
 nw=$(wc -w <<<"$WORKERS"); ns=$(wc -w <<<"$SCENARIOS"); np=$(wc -w <<<"$PROXIES")
 log "commit $COMMIT; $((ROUNDS * nw * ns * np)) runs of ${WARMUP}+${DURATION} s; wrk -t$THREADS -c$CONNECTIONS; tmp $TMP"
 
@@ -356,13 +371,11 @@ for w in $WORKERS; do
       port=$(proxy_port "$name")
       url="http://127.0.0.1:$port/bench/origin/small"
       log "round $round/$ROUNDS: $name $scen workers=$w: warm-up ${WARMUP}s, run ${DURATION}s"
-      oa0=$($REPORT stub "http://127.0.0.1:$ORIGIN_STATUS_PORT/")
+      read -r _ _ _ _ _ oa0 _ <<<"$($REPORT snap "$PROXY_PID" "$ORIGIN_PID" "$STUB_URL")"
       BENCH_POST_BYTES=$post wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s "$HERE/wrk.lua" "$url" \
         >"$TMP/warmup-$name-$scen-$w.txt" 2>&1 || true
       loadavg=$(cut -d' ' -f1 /proc/loadavg)
-      read -r pt0 _ _ sb0 <<<"$($REPORT sample "$PROXY_PID")"
-      read -r ot0 _ _ _ <<<"$($REPORT sample "$ORIGIN_PID")"
-      wall0=$EPOCHREALTIME
+      read -r pt0 _ _ ot0 sb0 _ wall0 <<<"$($REPORT snap "$PROXY_PID" "$ORIGIN_PID" "$STUB_URL")"
       times >"$TMP/times0"
       wrk_out="$TMP/wrk-$name-$scen-$w.txt"
       rc=0
@@ -370,10 +383,7 @@ for w in $WORKERS; do
         wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$HERE/wrk.lua" "$url" \
         >"$wrk_out" 2>&1 || rc=$?
       times >"$TMP/times1"
-      oa1=$($REPORT stub "http://127.0.0.1:$ORIGIN_STATUS_PORT/")
-      read -r pt1 phwm pn sb1 <<<"$($REPORT sample "$PROXY_PID")"
-      read -r ot1 _ _ _ <<<"$($REPORT sample "$ORIGIN_PID")"
-      wall1=$EPOCHREALTIME
+      read -r pt1 phwm pn ot1 sb1 oa1 wall1 <<<"$($REPORT snap "$PROXY_PID" "$ORIGIN_PID" "$STUB_URL")"
       alive=1
       kill -0 "$PROXY_PID" 2>/dev/null || alive=0
       stop_proxy

@@ -8,6 +8,7 @@
 
 #include "gateway/rewrite.h"
 #include "util/common.h"
+#include "util/url.h"
 
 #define NPARTS 7
 #define REQUIRE(c)                                                                              \
@@ -157,6 +158,28 @@ static void fuzz_split(const input_t *in)
     }
 }
 
+static void fuzz_target_and_url(const input_t *in)
+{
+    gw_str_t t = in->part[5], path, query;
+    bool hq;
+    int rc = gw_split_target(t, &path, &query, &hq);
+    if (t.n == 0 || t.p[0] != '/') {
+        REQUIRE(rc == GW_EINVAL);
+    } else {
+        REQUIRE(rc == 0 && path.p == t.p && !memchr(path.p, '?', path.n));
+        REQUIRE(path.n + (hq ? 1 + query.n : 0) == t.n);
+        if (hq) REQUIRE(query.p == t.p + path.n + 1);
+    }
+    gw_url_t u;
+    if (gw_url_split(in->part[1], &u) == 0) {
+        uint16_t port = gw_url_port(&u);
+        bool web = GW_STR_IEQ_LIT(u.scheme, "http") || GW_STR_IEQ_LIT(u.scheme, "https");
+        REQUIRE(web || port == 0);
+        REQUIRE(u.host.p != NULL && u.path.p != NULL && u.query.p != NULL);
+        REQUIRE(u.scheme.n + u.authority.n + u.path.n + u.query.n + u.fragment.n <= in->part[1].n);
+    }
+}
+
 static void fuzz_upstream(const input_t *in)
 {
     bool encode = in->ctl & 1;
@@ -238,6 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     split_input(data, size, &in);
     fuzz_location(&in);
     fuzz_split(&in);
+    fuzz_target_and_url(&in);
     fuzz_upstream(&in);
     fuzz_error_body(&in);
     for (int i = 0; i < NPARTS; i++) free(in.cstr[i]);

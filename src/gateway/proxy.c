@@ -32,8 +32,8 @@ typedef struct {
     gw_upconn_t *up;
     uv_timer_t timer;            /* proxyTimeout until the response head */
     gw_buf_t up_head;            /* upstream request head */
-    char *upstream_url;          /* absolute URL of the upstream request (Location rewriting) */
-    char *prefix;                /* "/{APP}/{SERVICE}[/{ENTRY}]" */
+    size_t path_off, path_len;   /* upstream path+query inside up_head (Location rewriting) */
+    gw_str_t prefix;             /* "/{APP}/{SERVICE}[/{ENTRY}]", inside the request's head */
     body_piece_t *q_head, *q_tail; /* body bytes waiting for the upstream connection */
     size_t q_bytes;
     bool connected;
@@ -64,8 +64,6 @@ static void on_timer_closed(uv_handle_t *h)
     proxy_t *px = h->data;
     gw_buf_free(&px->up_head);
     gw_buf_free(&px->resp_buf);
-    free(px->upstream_url);
-    free(px->prefix);
     if (px->snap) gw_snapshot_unref(px->snap);
     free(px);
 }
@@ -196,9 +194,11 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
     rc |= gw_append_upstream_query(o, api->target.query, query, api->query, api->nquery);
     if (rc) return GW_ENOMEM;
     if (o->len == qstart) o->len = qmark; /* no query at all */
-    px->upstream_url = gw_asprintf("%s://%s%.*s", api->target.https ? "https" : "http", api->target.host_header,
-                                   (int)(o->len - path_start), o->base + path_start);
-    rc |= gw_buf_appendf(o, " HTTP/1.1\r\nHost: %s\r\n", api->target.host_header);
+    px->path_off = path_start;
+    px->path_len = o->len - path_start;
+    rc |= gw_buf_puts(o, " HTTP/1.1\r\nHost: ");
+    rc |= gw_buf_puts(o, api->target.host_header);
+    rc |= gw_buf_puts(o, "\r\n");
 
     bool replace_auth = access_token != NULL || api->cred_type == GW_CRED_BASIC;
     gw_buf_t xff;
@@ -227,14 +227,18 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
     }
     if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
     rc |= gw_buf_puts(&xff, req->peer_ip);
-    rc |= gw_buf_appendf(o, "X-Forwarded-For: %s\r\n", xff.base);
+    rc |= gw_buf_puts(o, "X-Forwarded-For: ");
+    rc |= gw_buf_append(o, xff.base, xff.len);
+    rc |= gw_buf_puts(o, "\r\n");
     gw_buf_free(&xff);
     if (access_token) {
         rc |= gw_buf_puts(o, "Authorization: ");
         rc |= gw_buf_append(o, access_token->value.p, access_token->value.n);
         rc |= gw_buf_puts(o, "\r\n");
     } else if (api->cred_type == GW_CRED_BASIC && api->authorization) {
-        rc |= gw_buf_appendf(o, "Authorization: %s\r\n", api->authorization);
+        rc |= gw_buf_puts(o, "Authorization: ");
+        rc |= gw_buf_puts(o, api->authorization);
+        rc |= gw_buf_puts(o, "\r\n");
     }
     for (size_t i = 0; i < api->nheaders; i++) {
         if (caller_has_header(h, api->headers[i].name)) continue;
@@ -332,7 +336,7 @@ static void on_request(gw_request_t *req)
         pstart++;
         plen--;
     }
-    px->prefix = gw_asprintf("/%.*s", (int)plen, pstart);
+    px->prefix = (gw_str_t){pstart - 1, plen + 1}; /* keeps one leading '/' */
     if (build_upstream_head(px, req, rest, query, access_token) != GW_OK) {
         fail_request(px, 431, "request header fields too large");
         return;
@@ -437,6 +441,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     gw_request_t *req = px->req;
     gw_buf_t o;
     gw_buf_init(&o, RESP_HEAD_OUT_MAX);
+    gw_buf_reserve(&o, 1024);
     int code = h->status;
     int rc = 0;
     px->status = code >= 500 ? 502 : code;
@@ -459,7 +464,10 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         if (rewrite_loc && GW_STR_IEQ_LIT(n, "location")) {
             size_t mark = o.len;
             rc |= gw_buf_puts(&o, "Location: ");
-            int r = gw_rewrite_location(&o, v, gw_str(px->upstream_url), &px->api->target, gw_str(px->prefix));
+            char *url = gw_asprintf("%s://%s%.*s", px->api->target.https ? "https" : "http",
+                                    px->api->target.host_header, (int)px->path_len, px->up_head.base + px->path_off);
+            int r = gw_rewrite_location(&o, v, gw_str(url), &px->api->target, px->prefix);
+            free(url);
             if (r == 1) {
                 rc |= gw_buf_puts(&o, "\r\n");
                 continue;
@@ -495,8 +503,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     GW_COUNT(px->worker, requests_by_status[px->status < 600 ? px->status : 0], 1);
     size_t len;
     char *p = gw_buf_take(&o, &len);
-    gw_request_write_copy(req, p, len);
-    free(p);
+    gw_request_write_heap(req, p, len);
     px->head_sent = true;
     return GW_OK;
 }

@@ -4,6 +4,10 @@
 
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Internal "ran out of input" marker; never returned to callers. */
 #define GW__INCOMPLETE 1
 
@@ -58,9 +62,28 @@ static inline uint64_t gw__load8(const char *p)
 /* Non-zero if some byte of v is zero. */
 #define GW__HAS_ZERO(v) (((v) - GW__ONES) & ~(v) & GW__HIGHS)
 
+#ifdef __SSE2__
+/* 16 bytes at a time; a set bit in the mask marks a byte <= max or equal to DEL. */
+static inline unsigned gw__sse2_stop_mask(const char *p, unsigned char max)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i le = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8((char)max)), v);
+    __m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(le, del));
+}
+#endif
+
 /* Skips bytes that are neither CTL nor DEL (i.e. >= 0x20, != 0x7f). */
 static inline const char *gw__skip_vchar_sp(const char *p, const char *end)
 {
+#ifdef __SSE2__
+    while (end - p >= 16) {
+        unsigned m = gw__sse2_stop_mask(p, 0x1f);
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t v = gw__load8(p);
         if (GW__HAS_LESS(v, 0x20) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))
@@ -75,6 +98,14 @@ static inline const char *gw__skip_vchar_sp(const char *p, const char *end)
 /* Skips bytes that are visible (> 0x20, != 0x7f): request-target characters. */
 static inline const char *gw__skip_target(const char *p, const char *end)
 {
+#ifdef __SSE2__
+    while (end - p >= 16) {
+        unsigned m = gw__sse2_stop_mask(p, 0x20);
+        if (m)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t v = gw__load8(p);
         if (GW__HAS_LESS(v, 0x21) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))

@@ -56,6 +56,8 @@ int gw_server_listen(gw_listener_t *l);
  * (the handler then gets on_abort soon). */
 int gw_request_write_block(gw_request_t *req, gw_block_t *b, size_t off, size_t len);
 int gw_request_write_copy(gw_request_t *req, const void *p, size_t len);
+/* Queues p[0..len), a malloc'd buffer whose ownership passes to the connection. */
+int gw_request_write_heap(gw_request_t *req, char *p, size_t len);
 /* Bytes queued to the client and not yet written. */
 size_t gw_request_write_queue(const gw_request_t *req);
 

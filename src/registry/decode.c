@@ -324,7 +324,7 @@ static int ydec_scalar(ydec_t *y, const yaml_event_t *ev)
     const char *anchor = (const char *)ev->data.scalar.anchor;
     yframe_t *f = y->depth ? &y->stack[y->depth - 1] : NULL;
     if (f && f->is_map && !f->have_key) {
-        if (json_object_getn(f->node, s, n)) return set_err(y->err, line, "duplicate mapping key");
+        if (json_object_getn(f->node, s, n)) return set_err(y->err, line, "duplicate mapping key '%.64s'", s);
         f->key_merge = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && n == 2 && memcmp(s, "<<", 2) == 0;
         if (!f->key_merge) {
             f->key = gw_strndup(s, n);
@@ -564,7 +564,12 @@ static int decode_json(const char *data, size_t len, gw_manifest_list_t *out, gw
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { data += 3; len -= 3; }
     json_error_t je;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return set_err(err, je.line > 0 ? je.line : 0, "%s", je.text);
+    if (!root) {
+        /* jansson quotes the offending token ("... near 'x'"): it may be part of a secret */
+        char *near = strstr(je.text, " near ");
+        if (near) *near = '\0';
+        return set_err(err, je.line > 0 ? je.line : 0, "%s", je.text);
+    }
     size_t nodes = 0;
     int lrc = json_limits(root, 1, &nodes);
     if (lrc) {

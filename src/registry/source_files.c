@@ -267,7 +267,7 @@ static int entry_cmp(const void *a, const void *b)
 /* Merges the walk (files sorted by path) into src->files. Returns true on any change. */
 static bool merge_files(gw_source_files_t *src, gw_sf_walk_t *w)
 {
-    qsort(w->files, w->n, sizeof(*w->files), entry_cmp);
+    if (w->n) qsort(w->files, w->n, sizeof(*w->files), entry_cmp);
     gw_sf_file_t *nf = gw_calloc(w->n ? w->n : 1, sizeof(gw_sf_file_t));
     bool changed = false;
     size_t o = 0;

@@ -26,6 +26,7 @@ SECRET_VALUES = [BASIC_PASS, ACCESS_TOKEN.split(" ", 1)[1], CALLER_AUTHZ.split("
                  COOKIE.split("=", 1)[1], H.b64("%s:%s" % (BASIC_USER, BASIC_PASS))]
 
 LONG_NAME = "A" * 70  # normalises to 57 x "a"
+CUT_NAME = "B" * 56 + " tail"  # "bbb…-tail" cut to 57 → ends in "-", which stays (drop happens before the cut)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,6 +74,8 @@ def main_config(up, ngx, closed):
             svc("code 500", [e(U + "/code500")]),
             svc("!Lead Trail--", [e(U + "/leadtrail")]),
             svc(LONG_NAME, [e(U + "/long")]),
+            svc(CUT_NAME, [e(U + "/cut")]),
+            svc("Bad Dns", [e("http://appgw-e2e-nonexistent.invalid/x")]),
             svc("Dup", [e(U + "/dup1")], name="dup-a", id_="dup-1"),
             svc("dup!", [e(U + "/dup2")], name="dup-b", id_="dup-2"),
             svc("Events Mixed", [e(U + "/events", name="ev", type_="Events"), e(U + "/mixed", name="api")]),

@@ -139,6 +139,8 @@ class Upstream:
     def __init__(self, workdir):
         self.workdir = workdir
         self.port_file = os.path.join(workdir, "upstream.port")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
         self.log = open(os.path.join(workdir, "upstream.log"), "wb")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "upstream.py"), "--port-file", self.port_file],
@@ -651,7 +653,7 @@ class Gateway:
     """One appgw process with its own ports, configDir and stderr log file."""
 
     def __init__(self, config_dir, log_path, flags=None, env=None, rlimit_nofile=None,
-                 log_level="debug", workers=2, wait=True):
+                 log_level="debug", workers=2, wait=True, arg_style="double"):
         self.config_dir = config_dir
         self.log_path = log_path
         self.proxy, self.compass, self.admin = free_ports(3)
@@ -663,7 +665,17 @@ class Gateway:
                 "logLevel": log_level, "proxyTimeout": 10, "requestTimeout": 10, "shutdownGrace": 3,
                 "applicationSecretsNamespace": NS}
         base.update(flags or {})
-        self.argv = [binp] + ["--%s=%s" % (k, v) for k, v in base.items()]
+        self.argv = [binp]
+        for i, (k, v) in enumerate(base.items()):
+            style = arg_style if arg_style != "mixed" else ("double", "single", "single_space", "double_space")[i % 4]
+            if style == "double":
+                self.argv.append("--%s=%s" % (k, v))
+            elif style == "single":
+                self.argv.append("-%s=%s" % (k, v))
+            elif style == "single_space":
+                self.argv += ["-%s" % k, str(v)]
+            else:
+                self.argv += ["--%s" % k, str(v)]
         e = dict(os.environ)
         e.update(env or {})
         preexec = None

@@ -269,6 +269,7 @@ def test_fd_exhaustion_survives(tmpdir_str, upstream):
                 flood.append(s)
             time.sleep(0.5)
             assert gw.alive(), "gateway died under fd exhaustion:\n" + gw.log_tail()
+            print("flood: %d connections, gateway fds %d" % (len(flood), H.count_fds(gw.pid)))
             # existing connections still get an answer (the upstream call itself may fail for
             # lack of fds, but the client must get a well-formed response, not a hang)
             for c in existing:

@@ -211,6 +211,7 @@ def test_zero_failure_reload_under_load(reload_env, upstream, nginx):
     finally:
         stop.set()
         t.join(5)
+    print("load result: %d requests, %d rewrites\n%s" % (reqs, rewrites[0], out))
     assert rewrites[0] >= 15, "only %d rewrites happened" % rewrites[0]
     assert reqs > 500, "suspiciously few requests: %s" % out
     assert non2xx == 0, "%d failed (non-2xx) requests during reloads:\n%s" % (non2xx, out)

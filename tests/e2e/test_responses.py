@@ -167,7 +167,7 @@ def test_chunked_request_body_forwarded(main_gw):
     parts = [b"a" * 10, b"b" * 70000, b"c"]
     data = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
     with H.RawConn(main_gw.proxy) as c:
-        c.send(H.build_request("PUT", "/e2e/echo/chunked", [("Transfer-Encoding", "chunked")],
+        c.send(H.build_request("PUT", "/e2e/echo/chunk-upload", [("Transfer-Encoding", "chunked")],
                                host="127.0.0.1") + data)
         r = c.read_response("PUT")
         assert r.status == 200, r

@@ -2,7 +2,6 @@
 import pytest
 
 import helpers as H
-from conftest import LONG_NAME  # noqa: F401
 
 EXTRACT = "failed to extract API Identifier from path"
 
@@ -85,6 +84,7 @@ def test_events_entries_are_ignored(main_gw):
     ("code-500", "/code500"),           # "code 500"
     ("lead-trail", "/leadtrail"),       # "!Lead Trail--"
     ("a" * 57, "/long"),                # 70 x "A" cut to 57
+    ("b" * 56 + "-", "/cut"),           # 56 x "B" + " tail": cut after the trailing-dash drop
 ])
 def test_display_name_normalisation(main_gw, segment, base):
     r = H.get(main_gw.proxy, "/e2e/%s/p" % segment)
@@ -93,7 +93,7 @@ def test_display_name_normalisation(main_gw, segment, base):
 
 
 def test_unnormalised_names_do_not_match(main_gw):
-    for seg in ("My%20Service!", "my-service-", "a" * 58, "Echo"):
+    for seg in ("My%20Service!", "my-service-", "a" * 58, "Echo", "b" * 56, "b" * 56 + "-tail"):
         r = H.get(main_gw.proxy, "/e2e/%s/p" % seg)
         assert r.status == 404, (seg, r)
 

@@ -34,6 +34,7 @@ def test_path_joining_8082(main_gw):
 @pytest.mark.parametrize("req,expected", [
     ("/e2e/with-query/x", "fixed=1&f2=two"),
     ("/e2e/with-query/x?a=2", "fixed=1&f2=two&a=2"),
+    ("/e2e/with-query/x?", "fixed=1&f2=two"),
     ("/e2e/with-query/x?a=2&b=%20c", "fixed=1&f2=two&a=2&b=%20c"),
     ("/e2e/echo/x?a=2&a=3", "a=2&a=3"),
 ])

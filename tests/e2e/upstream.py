@@ -21,6 +21,9 @@ else is answered by the echo handler.
                               {"bytes": n, "sha256": hex}; waits N ms before reading
   download?size=N[&chunked=1] streams N pattern bytes
   hopresp                     answer carrying hop-by-hop response headers
+  closeafter                  normal 200 (no "Connection: close"), then the connection is closed
+  truncated?size=N&send=M     Content-Length N but only M bytes, then close
+  eofbody                     HTTP/1.1 200 without Content-Length/chunked: body ends at close
 """
 import argparse
 import hashlib
@@ -37,7 +40,7 @@ from urllib.parse import parse_qs
 PATTERN_BLOCK = hashlib.shake_256(b"appgw-e2e-pattern").digest(1 << 20)
 
 SPECIALS = {"status", "redirect", "created", "slow", "slowbody", "broken", "reset", "chunked",
-            "upload", "download", "hopresp", "echo"}
+            "upload", "download", "hopresp", "echo", "closeafter", "truncated", "eofbody"}
 
 
 def pattern_bytes(offset, n):
@@ -65,6 +68,7 @@ def pattern_sha256(size):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server_version = "e2e-upstream"
     sys_version = ""
 
@@ -274,6 +278,34 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def _h_closeafter(self, rest):
+    self.consume_body()
+    self.send_simple(200, b"closing after this")
+    self.close_connection = True
+
+
+def _h_truncated(self, rest):
+    self.consume_body()
+    size = int(self.q1("size", "100000"))
+    send = int(self.q1("send", "1000"))
+    self.send_response(200)
+    self.send_header("Content-Length", str(size))
+    self.end_headers()
+    self.wfile.write(pattern_bytes(0, send))
+    self.close_connection = True
+
+
+def _h_eofbody(self, rest):
+    self.consume_body()
+    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"body until eof " * 1000)
+    self.close_connection = True
+
+
+Handler.h_closeafter = _h_closeafter
+Handler.h_truncated = _h_truncated
+Handler.h_eofbody = _h_eofbody
 
 
 class Server(ThreadingHTTPServer):

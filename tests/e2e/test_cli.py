@@ -1,0 +1,58 @@
+"""SPEC §2: command-line flag forms and rejection of bad flags."""
+import os
+import subprocess
+
+import pytest
+
+import helpers as H
+
+
+@pytest.mark.parametrize("style", ["single", "single_space", "mixed"])
+def test_flag_forms(tmpdir_str, upstream, style):
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [H.application("t", [H.service("Up", [H.entry(upstream.url("/b"))])])])
+    with H.gateway(tmpdir_str, cfg, arg_style=style, log_level="warn") as gw:
+        r = H.get(gw.proxy, "/t/up/x")
+        assert r.status == 200, r
+        assert r.json()["path"] == "/b/x"
+        assert H.get(gw.compass, "/t/up/api/y").json()["path"] == "/b/y"
+        assert H.get(gw.admin, "/v1/loglevel").json() == {"level": "warn"}
+
+
+def run_bin(args, timeout=10):
+    return subprocess.run([H.appgw_bin()] + args, capture_output=True, text=True, timeout=timeout * H.SLOW,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("args", [
+    ["--noSuchFlag=1"],
+    ["--proxyPort=notaport"],
+    ["--proxyPort=70000"],
+    ["--logLevel=loud"],
+    ["--proxyTimeout"],
+])
+def test_bad_flags_rejected(tmpdir_str, args):
+    p = run_bin(args + ["--configDir=" + tmpdir_str, "--listenAddress=127.0.0.1",
+                        "--proxyPort=%d" % H.free_port(), "--proxyPortCompass=%d" % H.free_port(),
+                        "--externalAPIPort=%d" % H.free_port()] if args != ["--proxyTimeout"]
+                else ["--configDir=" + tmpdir_str] + args)
+    assert p.returncode != 0, "accepted %r: rc 0\n%s%s" % (args, p.stdout, p.stderr)
+    assert (p.stdout + p.stderr).strip(), "no message for %r" % args
+
+
+def test_help_exits_zero():
+    p = run_bin(["-h"])
+    assert p.returncode == 0, p
+    out = p.stdout + p.stderr
+    for flag in ("proxyPort", "proxyPortCompass", "externalAPIPort", "applicationSecretsNamespace",
+                 "requestTimeout", "proxyTimeout", "logLevel"):
+        assert flag in out, (flag, out)
+
+
+def test_original_flags_accepted(tmpdir_str):
+    """The original Deployment's args (apiServerURL/kubeConfig empty, proxyCacheTTL) are accepted."""
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    with H.gateway(tmpdir_str, cfg, flags={"proxyCacheTTL": 120}) as gw:
+        assert H.get(gw.admin, "/v1/health").status == 200

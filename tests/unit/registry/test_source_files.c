@@ -1,0 +1,302 @@
+/* test_source_files.c: unit tests of src/registry/source_files.c on a real temporary directory:
+ * initial scan, edits seen within a second, broken edits keeping the last good content,
+ * deletions, new subdirectories, hidden and symlinked entries, clean shutdown. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "registry/decode.h"
+#include "registry/source_files.h"
+#include "test.h"
+#include "util/alloc.h"
+#include "util/log.h"
+
+typedef struct {
+    gw_snapshot_t *snap;
+    int calls;
+} gw_test_state_t;
+
+static void on_snapshot(gw_snapshot_t *snap, void *ud)
+{
+    gw_test_state_t *st = ud;
+    if (st->snap) gw_snapshot_unref(st->snap);
+    st->snap = snap;
+    st->calls++;
+}
+
+static bool timed_out;
+
+static void on_timeout(uv_timer_t *t)
+{
+    (void)t;
+    timed_out = true;
+}
+
+/* Runs the loop until st->calls reaches want or ms pass; returns whether it was reached. */
+static bool run_until(uv_loop_t *loop, gw_test_state_t *st, int want, int ms)
+{
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    timed_out = false;
+    uv_timer_start(&t, on_timeout, (uint64_t)ms, 0);
+    while (st->calls < want && !timed_out) uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return st->calls >= want;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char *path = gw_asprintf("%s/%s", dir, name);
+    char *tmp = gw_asprintf("%s/.tmp-write", dir);
+    FILE *f = fopen(tmp, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+        CHECK_EQ_INT(rename(tmp, path), 0);
+    }
+    free(path);
+    free(tmp);
+}
+
+static char *app_yaml(const char *name, const char *host)
+{
+    return gw_asprintf("apiVersion: " GW_MANIFEST_API_VERSION "\nkind: Application\nmetadata: {name: %s}\n"
+                       "spec:\n  services:\n  - displayName: Hello API\n    entries:\n"
+                       "    - {type: API, name: v1, targetUrl: 'http://%s/',"
+                       " credentials: {type: Basic, secretName: creds}}\n",
+                       name, host);
+}
+
+static const gw_api_t *find(const gw_test_state_t *st, const char *app)
+{
+    gw_route_t r;
+    gw_snapshot_lookup(st->snap, gw_str(app), GW_STR_LIT("hello-api"), NULL, &r);
+    return r.kind == GW_ROUTE_FOUND ? r.api : NULL;
+}
+
+static void rm_rf(const char *dir)
+{
+    char *cmd = gw_asprintf("rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    free(cmd);
+}
+
+static void test_initial_scan(void)
+{
+    char dir[] = "/tmp/gw-sf-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *y = app_yaml("demo", "one");
+    write_file(dir, "apps.yaml", y);
+    free(y);
+    write_file(dir, "secrets.yml", "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\n"
+                                   "stringData: {username: u, password: p}\n");
+    char *sub = gw_asprintf("%s/sub/deeper", dir);
+    char *mk = gw_asprintf("mkdir -p '%s' '%s/.hidden' '%s/..data'", sub, dir, dir);
+    CHECK_EQ_INT(system(mk), 0);
+    free(mk);
+    y = app_yaml("nested", "two");
+    write_file(sub, "n.yaml", y);
+    free(y);
+    /* hidden dirs and files, other extensions: ignored */
+    char *hid = gw_asprintf("%s/.hidden", dir);
+    y = app_yaml("hidden", "x");
+    write_file(hid, "h.yaml", y);
+    write_file(dir, "notes.txt", y);
+    free(y);
+    /* a ConfigMap-style symlink to a file in a hidden dir: followed */
+    char *data = gw_asprintf("%s/..data", dir);
+    y = app_yaml("linked", "three");
+    write_file(data, "l.json", "{\"apiVersion\": \"" GW_MANIFEST_API_VERSION "\", \"kind\": \"Application\","
+                               " \"metadata\": {\"name\": \"linked\"}, \"spec\": {\"services\": [{\"displayName\":"
+                               " \"Hello API\", \"entries\": [{\"type\": \"API\", \"targetUrl\": \"http://three/\"}]}]}}");
+    free(y);
+    char *link = gw_asprintf("%s/l.json", dir), *target = gw_asprintf("%s/l.json", data);
+    CHECK_EQ_INT(symlink(target, link), 0);
+    free(link);
+    free(target);
+    free(data);
+    free(hid);
+    free(sub);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    gw_source_files_t *src = gw_source_files_start(&loop, dir, "kyma-system", on_snapshot, &st);
+    CHECK(src != NULL);
+    CHECK_EQ_INT(st.calls, 1);
+    const gw_api_t *a = find(&st, "demo");
+    CHECK(a && a->error == NULL && strcmp(a->authorization, "Basic dTpw") == 0);
+    a = find(&st, "nested");
+    CHECK(a && strcmp(a->target.hostname, "two") == 0);
+    a = find(&st, "linked");
+    CHECK(a && strcmp(a->target.hostname, "three") == 0);
+    CHECK(find(&st, "hidden") == NULL);
+    CHECK_EQ_INT(gw_snapshot_api_count(st.snap), 3);
+    /* nothing changes: no new snapshot from the poll */
+    CHECK(!run_until(&loop, &st, 2, 1300));
+    gw_source_files_stop(src);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    gw_snapshot_unref(st.snap);
+    rm_rf(dir);
+}
+
+static void test_changes(void)
+{
+    char dir[] = "/tmp/gw-sf-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *y = app_yaml("demo", "one");
+    write_file(dir, "apps.yaml", y);
+    free(y);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    gw_source_files_t *src = gw_source_files_start(&loop, dir, "kyma-system", on_snapshot, &st);
+    CHECK(src != NULL);
+    CHECK_EQ_INT(st.calls, 1);
+    const gw_api_t *a = find(&st, "demo");
+    CHECK(a && strcmp(a->error, "failed to read API for Hello API service, secret kyma-system/creds not found") == 0);
+
+    /* edit: a new snapshot within a second */
+    y = app_yaml("demo", "edited");
+    write_file(dir, "apps.yaml", y);
+    free(y);
+    CHECK(run_until(&loop, &st, 2, 1000));
+    a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "edited") == 0);
+
+    /* a new file in a new subdirectory (its watcher appears with it) */
+    char *sub = gw_asprintf("%s/more", dir);
+    CHECK_EQ_INT(mkdir(sub, 0755), 0);
+    CHECK(run_until(&loop, &st, 3, 300) == false);  /* an empty directory changes nothing */
+    write_file(sub, "s.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\n"
+                              "data: {username: dQ==, password: cA==}\n");
+    CHECK(run_until(&loop, &st, 3, 1000));
+    a = find(&st, "demo");
+    CHECK(a && a->error == NULL && a->authorization && strcmp(a->authorization, "Basic dTpw") == 0);
+
+    /* a broken edit keeps the last good content and publishes nothing */
+    write_file(dir, "apps.yaml", "apiVersion: v1\nkind: [broken\n");
+    write_file(sub, "s.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ndata: {password: '***'}\n");
+    CHECK(!run_until(&loop, &st, 4, 1500));
+    a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "edited") == 0 && a->error == NULL);
+
+    /* fixing it publishes again */
+    y = app_yaml("demo", "fixed");
+    write_file(dir, "apps.yaml", y);
+    free(y);
+    CHECK(run_until(&loop, &st, 4, 1000));
+    a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "fixed") == 0);
+
+    /* deleting removes; removing a whole directory removes its files */
+    char *p = gw_asprintf("%s/apps.yaml", dir);
+    CHECK_EQ_INT(unlink(p), 0);
+    free(p);
+    CHECK(run_until(&loop, &st, 5, 1000));
+    CHECK(find(&st, "demo") == NULL);
+    CHECK_EQ_INT(gw_snapshot_api_count(st.snap), 0);
+    rm_rf(sub);
+    CHECK(run_until(&loop, &st, 6, 1000));
+    free(sub);
+
+    gw_source_files_stop(src);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    gw_snapshot_unref(st.snap);
+    rm_rf(dir);
+}
+
+static void test_same_size_quick_edit(void)
+{
+    /* two edits of equal size in quick succession must both be seen (mtime granularity) */
+    char dir[] = "/tmp/gw-sf-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *y = app_yaml("demo", "aaa");
+    write_file(dir, "apps.yaml", y);
+    free(y);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    gw_source_files_t *src = gw_source_files_start(&loop, dir, "kyma-system", on_snapshot, &st);
+    char *path = gw_asprintf("%s/apps.yaml", dir);
+    y = app_yaml("demo", "bbb");
+    FILE *f = fopen(path, "r+");  /* in place: same inode, same size */
+    CHECK(f != NULL);
+    if (f) {
+        fputs(y, f);
+        fclose(f);
+    }
+    free(y);
+    free(path);
+    CHECK(run_until(&loop, &st, 2, 2500));
+    const gw_api_t *a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "bbb") == 0);
+    gw_source_files_stop(src);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    gw_snapshot_unref(st.snap);
+    rm_rf(dir);
+}
+
+static void test_missing_dir(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    CHECK(gw_source_files_start(&loop, "/nonexistent/gw-config", "kyma-system", on_snapshot, &st) == NULL);
+    CHECK_EQ_INT(st.calls, 0);
+    gw_source_files_stop(NULL);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+static void test_examples(void)
+{
+    /* the repository's examples/ directory is a valid config (the demo API's hello.json in it is
+     * decoded and ignored as an unknown kind) */
+    const char *me = __FILE__;
+    const char *tail = strstr(me, "tests/unit/registry/test_source_files.c");
+    CHECK(tail != NULL);
+    if (!tail) return;
+    char *dir = gw_asprintf("%.*sexamples", (int)(tail - me), me);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    gw_source_files_t *src = gw_source_files_start(&loop, dir, "kyma-system", on_snapshot, &st);
+    CHECK(src != NULL);
+    CHECK_EQ_INT(st.calls, 1);
+    CHECK_EQ_INT(gw_snapshot_api_count(st.snap), 2);
+    const gw_api_t *a = find(&st, "demo");
+    CHECK(a && a->error == NULL && a->cred_type == GW_CRED_NONE && a->target.port == 8090);
+    gw_route_t r;
+    gw_str_t v1 = GW_STR_LIT("v1");
+    gw_snapshot_lookup(st.snap, GW_STR_LIT("demo"), GW_STR_LIT("basic-api"), &v1, &r);
+    CHECK_EQ_INT(r.kind, GW_ROUTE_FOUND);
+    if (r.kind == GW_ROUTE_FOUND) {
+        CHECK(r.api->error == NULL);
+        CHECK_EQ_STR(r.api->authorization, "Basic ZGVtbzpkZW1vLXBhc3N3b3Jk");
+        CHECK_EQ_STR(r.api->target.host_header, "127.0.0.1:8090");
+        CHECK_EQ_STR(r.api->target.path, "/");
+    }
+    if (src) gw_source_files_stop(src);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    gw_snapshot_unref(st.snap);
+    free(dir);
+}
+
+int main(void)
+{
+    gw_log_set_level(GW_LOG_ERROR + 1);
+    GW_RUN(test_initial_scan);
+    GW_RUN(test_changes);
+    GW_RUN(test_same_size_quick_edit);
+    GW_RUN(test_missing_dir);
+    GW_RUN(test_examples);
+    return gw_test_summary();
+}
