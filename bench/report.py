@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLK_TCK = int(os.environ.get("CLK_TCK") or os.sysconf("SC_CLK_TCK"))  # run.sh: getconf CLK_TCK
 
 
 def _stat(pid):

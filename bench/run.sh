@@ -19,6 +19,7 @@
 #                       +30/31/32 appgw proxy/compass/external API
 #   RESULTS_DIR [bench/results]   where the .jsonl and .txt of the run are kept
 #   ROUNDS [1]          repeat the whole matrix; the table shows each figure's median
+#   PYTHON [/usr/bin/python3]  interpreter of report.py (stdlib only)
 #   KEEP_TMP [0]        1: keep the temporary directory (configs, logs, wrk outputs)
 set -euo pipefail
 
@@ -50,7 +51,7 @@ HAPROXY_BIN=${HAPROXY_BIN:-/usr/sbin/haproxy}
 # the system python: a pyenv shim costs ~0.5 s per call on a loaded machine
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3 || true)}
 REPORT="$PYTHON $HERE/report.py"
-CLK_TCK=$(getconf CLK_TCK)
+export CLK_TCK=$(getconf CLK_TCK)
 STUB_URL="http://127.0.0.1:$((BASE_PORT + 81))/"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -190,7 +191,7 @@ $(nginx_common_http nginx-tmp)
     keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT reuseport;
     location /bench/origin/ {
       proxy_pass http://origin/;
       proxy_http_version 1.1;

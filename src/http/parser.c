@@ -482,63 +482,91 @@ enum {
     GW__CH_ERROR,
 };
 
+/* One byte of a chunk-size line or of the CRLF after chunk data; returns the next state. */
+static inline int gw__chunk_line_byte(gw_chunked_t *st, unsigned char c)
+{
+    switch (st->state) {
+    case GW__CH_SIZE_FIRST:
+        if (!gw__hex[c])
+            return GW__CH_ERROR;
+        st->remaining = gw__hex[c] - 1u;
+        st->line_len = 1;
+        return GW__CH_SIZE;
+    case GW__CH_SIZE:
+    case GW__CH_SIZE_WS:
+        if (++st->line_len > GW__CHUNK_MAX_LINE)
+            return GW__CH_ERROR;
+        if (c == '\r')
+            return GW__CH_SIZE_LF;
+        if (c == ';')
+            return GW__CH_EXT;
+        if (c == ' ' || c == '\t')
+            return GW__CH_SIZE_WS;
+        if (st->state == GW__CH_SIZE && gw__hex[c]) {
+            uint64_t d = gw__hex[c] - 1u;
+            if (st->remaining > (GW__CHUNK_MAX_SIZE - d) >> 4)
+                return GW__CH_ERROR;
+            st->remaining = (st->remaining << 4) | d;
+            return GW__CH_SIZE;
+        }
+        return GW__CH_ERROR;
+    case GW__CH_SIZE_LF:
+        if (c != '\n')
+            return GW__CH_ERROR;
+        st->trailer_bytes = 0;
+        return st->remaining ? GW__CH_DATA : GW__CH_TRAILER_START;
+    case GW__CH_DATA_CR:
+        return c == '\r' ? GW__CH_DATA_LF : GW__CH_ERROR;
+    case GW__CH_DATA_LF:
+        return c == '\n' ? GW__CH_SIZE_FIRST : GW__CH_ERROR;
+    default:
+        return GW__CH_ERROR;
+    }
+}
+
+/* One byte of the trailer section (field lines "name:value" CRLF, then CRLF). */
+static inline int gw__chunk_trailer_byte(gw_chunked_t *st, unsigned char c)
+{
+    if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
+        return GW__CH_ERROR;
+    switch (st->state) {
+    case GW__CH_TRAILER_START:
+        if (c == '\r')
+            return GW__CH_END_LF;
+        return gw__tchar[c] ? GW__CH_TRAILER_NAME : GW__CH_ERROR; /* obs-fold, bare LF, junk */
+    case GW__CH_TRAILER_NAME:
+        if (c == ':')
+            return GW__CH_TRAILER_VALUE;
+        return gw__tchar[c] ? GW__CH_TRAILER_NAME : GW__CH_ERROR;
+    case GW__CH_TRAILER_VALUE:
+        if (c == '\r')
+            return GW__CH_TRAILER_LF;
+        return gw__is_vchar_ws(c) ? GW__CH_TRAILER_VALUE : GW__CH_ERROR;
+    case GW__CH_TRAILER_LF:
+        return c == '\n' ? GW__CH_TRAILER_START : GW__CH_ERROR;
+    case GW__CH_END_LF:
+        return c == '\n' ? GW__CH_DONE : GW__CH_ERROR;
+    default:
+        return GW__CH_ERROR;
+    }
+}
+
 int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
                     size_t *out_len)
 {
     size_t i = 0, o = 0;
-    int rc = 0;
 
-    if (st->state == GW__CH_DONE) {
-        rc = 1;
-        goto out;
-    }
-    if (st->state == GW__CH_ERROR) {
-        rc = GW_EBADMSG;
-        goto out;
-    }
-
-    while (i < len) {
-        unsigned char c = (unsigned char)in[i];
-        switch (st->state) {
-        case GW__CH_SIZE_FIRST:
-            if (!gw__hex[c])
-                goto bad;
-            st->remaining = gw__hex[c] - 1u;
-            st->line_len = 1;
-            st->state = GW__CH_SIZE;
-            i++;
-            break;
-        case GW__CH_SIZE:
-            if (gw__hex[c]) {
-                uint64_t d = gw__hex[c] - 1u;
-                if (st->remaining > (GW__CHUNK_MAX_SIZE - d) >> 4)
-                    goto bad;
-                st->remaining = (st->remaining << 4) | d;
-            } else if (c == '\r') {
-                st->state = GW__CH_SIZE_LF;
-            } else if (c == ';') {
-                st->state = GW__CH_EXT;
-            } else if (c == ' ' || c == '\t') {
-                st->state = GW__CH_SIZE_WS;
-            } else {
-                goto bad;
-            }
-            if (++st->line_len > GW__CHUNK_MAX_LINE)
-                goto bad;
-            i++;
-            break;
-        case GW__CH_SIZE_WS:
-            if (c == '\r')
-                st->state = GW__CH_SIZE_LF;
-            else if (c == ';')
-                st->state = GW__CH_EXT;
-            else if (c != ' ' && c != '\t')
-                goto bad;
-            if (++st->line_len > GW__CHUNK_MAX_LINE)
-                goto bad;
-            i++;
-            break;
-        case GW__CH_EXT: {
+    while (i < len && st->state != GW__CH_DONE && st->state != GW__CH_ERROR) {
+        if (st->state == GW__CH_DATA) {
+            size_t n = len - i < st->remaining ? len - i : (size_t)st->remaining;
+            if (out && out + o != in + i)
+                memmove(out + o, in + i, n); /* out <= in: output never overtakes input */
+            o += n;
+            i += n;
+            st->remaining -= n;
+            if (st->remaining == 0)
+                st->state = GW__CH_DATA_CR;
+        } else if (st->state == GW__CH_EXT) {
             /* bulk-skip extension bytes up to the line cap; a bare LF or other CTL is fatal,
              * and so is the first byte past the cap (reported at its exact offset) */
             size_t room = GW__CHUNK_MAX_LINE - st->line_len;
@@ -547,105 +575,23 @@ int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consum
                 j++;
             st->line_len += (uint32_t)(j - i);
             i = j;
-            if (i == len)
-                break;
-            if (in[i] != '\r')
-                goto bad;
-            st->state = GW__CH_SIZE_LF;
-            i++;
-            break;
-        }
-        case GW__CH_SIZE_LF:
-            if (c != '\n')
-                goto bad;
-            i++;
-            st->state = st->remaining ? GW__CH_DATA : GW__CH_TRAILER_START;
-            st->trailer_bytes = 0;
-            break;
-        case GW__CH_DATA: {
-            size_t n = len - i;
-            if (n > st->remaining)
-                n = (size_t)st->remaining;
-            if (out) {
-                if (out + o != in + i)
-                    memmove(out + o, in + i, n);
-                o += n;
-            } else {
-                o += n;
+            if (i < len && in[i] == '\r') {
+                st->state = GW__CH_SIZE_LF;
+                i++;
+            } else if (i < len) {
+                st->state = GW__CH_ERROR;
             }
-            i += n;
-            st->remaining -= n;
-            if (st->remaining == 0)
-                st->state = GW__CH_DATA_CR;
-            break;
-        }
-        case GW__CH_DATA_CR:
-            if (c != '\r')
-                goto bad;
-            st->state = GW__CH_DATA_LF;
-            i++;
-            break;
-        case GW__CH_DATA_LF:
-            if (c != '\n')
-                goto bad;
-            st->state = GW__CH_SIZE_FIRST;
-            i++;
-            break;
-        case GW__CH_TRAILER_START:
-            if (c == '\r')
-                st->state = GW__CH_END_LF;
-            else if (gw__tchar[c])
-                st->state = GW__CH_TRAILER_NAME;
-            else
-                goto bad; /* obs-fold, bare LF, junk */
-            if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
-                goto bad;
-            i++;
-            break;
-        case GW__CH_TRAILER_NAME:
-            if (c == ':')
-                st->state = GW__CH_TRAILER_VALUE;
-            else if (!gw__tchar[c])
-                goto bad;
-            if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
-                goto bad;
-            i++;
-            break;
-        case GW__CH_TRAILER_VALUE:
-            if (c == '\r')
-                st->state = GW__CH_TRAILER_LF;
-            else if (!gw__is_vchar_ws(c))
-                goto bad;
-            if (++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
-                goto bad;
-            i++;
-            break;
-        case GW__CH_TRAILER_LF:
-            if (c != '\n' || ++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
-                goto bad;
-            st->state = GW__CH_TRAILER_START;
-            i++;
-            break;
-        case GW__CH_END_LF:
-            if (c != '\n' || ++st->trailer_bytes > GW__CHUNK_MAX_TRAILER)
-                goto bad;
-            st->state = GW__CH_DONE;
-            i++;
-            rc = 1;
-            goto out;
-        default:
-            goto bad;
+        } else if (st->state < GW__CH_TRAILER_START) {
+            st->state = gw__chunk_line_byte(st, (unsigned char)in[i]);
+            i += st->state != GW__CH_ERROR;
+        } else {
+            st->state = gw__chunk_trailer_byte(st, (unsigned char)in[i]);
+            i += st->state != GW__CH_ERROR;
         }
     }
-    goto out;
-
-bad:
-    st->state = GW__CH_ERROR;
-    rc = GW_EBADMSG;
-out:
     if (consumed)
         *consumed = i;
     if (out_len)
         *out_len = o;
-    return rc;
+    return st->state == GW__CH_DONE ? 1 : st->state == GW__CH_ERROR ? GW_EBADMSG : 0;
 }

@@ -72,6 +72,8 @@ int gw_http_request_framing(const gw_req_head_t *h, gw_body_kind_t *kind, uint64
  * Content-Length (conflicting or invalid values → GW_EBADMSG); otherwise GW_BODY_EOF. */
 int gw_http_response_framing(const gw_resp_head_t *h, bool request_was_head, gw_body_kind_t *kind,
                              uint64_t *content_length);
+/* Both framing functions always set *kind and *content_length (0 unless GW_BODY_LENGTH;
+ * "Content-Length: 0" gives GW_BODY_LENGTH with 0). */
 
 /* Incremental chunked-body decoder. Zeroed memory is the initial state. */
 typedef struct {
@@ -87,7 +89,9 @@ typedef struct {
  * Returns 1 when the last chunk and its trailers have been consumed (bytes past *consumed
  * belong to the next message), 0 when more input is needed (*consumed == len), GW_EBADMSG on
  * malformed framing (bad hex, size over 2^60, missing CRLF after data, chunk-extension or
- * trailer section over 8 KiB). */
+ * trailer section over 8 KiB). consumed and out_len may be NULL; in pass-through mode
+ * *out_len counts the body bytes passed over. On GW_EBADMSG *consumed is the offending byte's
+ * offset. Both end states are sticky: later calls return the same code and consume nothing. */
 int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
                     size_t *out_len);
 

@@ -272,9 +272,14 @@ def test_fd_exhaustion_survives(tmpdir_str, upstream):
             print("flood: %d connections, gateway fds %d" % (len(flood), H.count_fds(gw.pid)))
             # existing connections still get an answer (the upstream call itself may fail for
             # lack of fds, but the client must get a well-formed response, not a hang)
-            for c in existing:
+            for i, c in enumerate(existing):
                 c.send(b"GET /t/up/echo/during HTTP/1.1\r\nHost: a\r\n\r\n")
-                r = c.read_response()
+                c.sock.settimeout(10)
+                try:
+                    r = c.read_response()
+                except socket.timeout:
+                    raise AssertionError("existing keep-alive connection #%d got no answer within 10 s while "
+                                         "the gateway was out of fds; stderr tail:\n%s" % (i, gw.log_tail(8)))
                 assert r.status in (200, 502, 503), r
         finally:
             for s in flood:
