@@ -114,9 +114,11 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 need_port() { port_free "$1" || die "port $1 on 127.0.0.1 is already in use (set BASE_PORT)"; }
 
 # wait_http URL SECONDS [PID]: until URL answers 2xx; fails early if PID died
+now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
 wait_http() {
-  local url=$1 secs=$2 pid=${3:-} i
-  for ((i = 0; i < secs * 20; i++)); do
+  local url=$1 secs=$2 pid=${3:-} deadline
+  deadline=$(($(now_us) + secs * 1000000))
+  while (($(now_us) < deadline)); do
     if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
     curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
     sleep 0.05

@@ -368,10 +368,21 @@ static void on_proxy_timeout(uv_timer_t *t)
     fail_request(px, 504, "timeout while waiting for the target API");
 }
 
+/* A write the upstream refused at once: handled like the connection closing. */
+static void up_write_failed(proxy_t *px, int rc)
+{
+    release_up(px, false);
+    up_on_close(px, rc);
+}
+
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
 {
     px->body_started = true;
-    if (gw_upconn_write_block(px->up, b, off, len) < 0) return; /* on_close reports it */
+    int rc = gw_upconn_write_block(px->up, b, off, len);
+    if (rc < 0) {
+        up_write_failed(px, rc);
+        return;
+    }
     gw_request_t *req = px->req;
     if (req && !req->body_done && gw_upconn_write_queue(px->up) >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
 }
@@ -404,7 +415,11 @@ static void up_on_connect(void *ud, int status, const char *reason)
         return;
     }
     px->connected = true;
-    if (gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len) < 0) return;
+    int rc = gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len);
+    if (rc < 0) {
+        up_write_failed(px, rc);
+        return;
+    }
     while (px->q_head && px->up) {
         body_piece_t *p = px->q_head;
         px->q_head = p->next;

@@ -233,9 +233,20 @@ int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
 {
     req->responded = true;
     if (!len) return 0;
+    gw_conn_t *c = req->conn;
+    /* Most writes complete at once: copy only what the kernel did not take. */
+    if (c->state != CONN_CLOSING && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (n == (int)len) return 0;
+        if (n > 0) {
+            p = (const char *)p + n;
+            len -= (size_t)n;
+        }
+    }
     char *heap = gw_malloc(len);
     memcpy(heap, p, len);
-    return conn_write(req->conn, NULL, heap, heap, len);
+    return conn_write(c, NULL, heap, heap, len);
 }
 
 int gw_request_write_heap(gw_request_t *req, char *p, size_t len)

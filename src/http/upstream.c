@@ -297,6 +297,18 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
         if (gw_tls_write(c->tls, p, len) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
+    /* Most writes complete at once: copy only what the kernel did not take. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
+        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (n == (int)len) return 0;
+        if (n > 0) {
+            p = (const char *)p + n;
+            len -= (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            return n;
+        }
+    }
     char *heap = gw_malloc(len);
     memcpy(heap, p, len);
     return raw_write(c, NULL, heap, heap, len);

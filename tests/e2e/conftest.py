@@ -139,3 +139,19 @@ def main_gw(tmp_path_factory, upstream, nginx, closed_port, certs):
 @pytest.fixture
 def tmpdir_str(tmp_path):
     return str(tmp_path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the stderr tail of every gateway that logged during the test."""
+    if call.when == "setup":
+        item._gw_marks = {id(g): len(g.log_text()) for g in H.ALL_GATEWAYS}
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and call.when in ("call", "teardown"):
+        marks = getattr(item, "_gw_marks", {})
+        for g in H.ALL_GATEWAYS:
+            new = g.log_text()[marks.get(id(g), 0):]
+            if new.strip():
+                lines = new.splitlines()[-25:]
+                rep.sections.append(("appgw pid %d stderr (during test)" % g.pid, "\n".join(lines)))

@@ -649,6 +649,9 @@ http {
 
 # --------------------------------------------------------------------------- the gateway
 
+ALL_GATEWAYS = []  # every Gateway started in this session (for failure reports)
+
+
 class Gateway:
     """One appgw process with its own ports, configDir and stderr log file."""
 
@@ -687,6 +690,7 @@ class Gateway:
                                      env=e, preexec_fn=preexec)
         self.pid = self.proc.pid
         self.exit_code = None
+        ALL_GATEWAYS.append(self)
         if wait:
             self.wait_ready()
 

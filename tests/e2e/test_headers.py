@@ -120,3 +120,30 @@ def test_response_headers_and_status_passed(main_gw):
     assert r.body == b"status 418"
     assert r.header("Content-Type") == "text/plain"
     assert not r.has_header("Target-System-Status"), r
+
+
+def test_nginx_upstream_sees_target_host_and_uri(main_gw, nginx):
+    r = H.http(main_gw.proxy, "PUT", "/e2e/nginx/info?a=1", [("Host", "caller.example")], b"x", host=False)
+    assert r.status == 200, r
+    assert r.body == ("nginx method=PUT uri=/base/info?a=1 host=127.0.0.1:%d sni=\n" % nginx.http).encode(), r
+
+
+def test_static_file_range_and_conditional(main_gw, nginx):
+    r = H.get(main_gw.proxy, "/e2e/nginx-files/small.txt")
+    assert (r.status, r.body) == (200, b"small file from nginx\n"), r
+    etag = r.header("ETag")
+    assert etag
+    r = H.get(main_gw.proxy, "/e2e/nginx-files/small.txt", [("Range", "bytes=0-4")])
+    assert r.status == 206, r
+    assert r.body == b"small"
+    assert r.header("Content-Range") == "bytes 0-4/22", r
+    with H.RawConn(main_gw.proxy) as c:
+        r = c.request("GET", "/e2e/nginx-files/small.txt", [("If-None-Match", etag)])
+        assert r.status == 304, r
+        assert r.body == b""
+        r = c.request("HEAD", "/e2e/nginx-files/small.txt")
+        assert r.status == 200 and r.header("Content-Length") == "22", r
+        r = c.request("GET", "/e2e/nginx-files/missing.txt")
+        assert r.status == 404, r
+        r = c.request("GET", "/e2e/nginx-files/small.txt")
+        assert r.body == b"small file from nginx\n"
