@@ -645,6 +645,10 @@ http {
         # SIGQUIT = graceful; the master reaps its worker
         stop_process(self.proc, sig=signal.SIGQUIT, timeout=10)
         self.log.close()
+        try:
+            os.unlink(self.big_path)  # pytest keeps the last runs' tmp dirs; 100 MiB each
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- the gateway

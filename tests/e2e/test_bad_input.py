@@ -36,6 +36,14 @@ def test_malformed_request_is_400_and_closed(main_gw, data):
     bad_request(main_gw.proxy, data, 400)
 
 
+def test_http11_without_host_is_400(main_gw):
+    """RFC 9112 §3.2: an HTTP/1.1 request without Host (or with two) gets 400, as in the original."""
+    r = H.http(main_gw.proxy, "GET", "/e2e/echo/x", host=False)
+    assert r.status == 400, r
+    r = H.http(main_gw.proxy, "GET", "/e2e/echo/x", [("Host", "a"), ("Host", "b")], host=False)
+    assert r.status == 400, r
+
+
 def test_malformed_request_on_admin_port(main_gw):
     bad_request(main_gw.admin, b"GARBAGE\r\n\r\n", 400)
 

@@ -46,6 +46,14 @@ def test_location_same_host_rewritten(main_gw, upstream, code):
     assert r.header("Location") == "/e2e/redir/target/x?q=1&r=2#frag", r
 
 
+def test_location_same_host_other_port_rewritten(main_gw, upstream):
+    """Only the host *name* is compared (SPEC §7)."""
+    r = H.get(main_gw.proxy, redirect_path(upstream, 302, "http://127.0.0.1:1/base/p?x=1"))
+    assert r.header("Location") == "/e2e/redir/p?x=1", r
+    r = H.get(main_gw.proxy, redirect_path(upstream, 302, "https://127.0.0.1/base/s"))
+    assert r.header("Location") == "/e2e/redir/s", r
+
+
 def test_location_relative_resolved_and_rewritten(main_gw, upstream):
     r = H.get(main_gw.proxy, redirect_path(upstream, 302, "/base/rel"))
     assert r.status == 302, r

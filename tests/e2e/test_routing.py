@@ -111,3 +111,22 @@ def test_error_response_is_keep_alive_safe(main_gw):
         r2 = c.request("GET", "/e2e/echo/after")
         assert r2.status == 200, r2
         assert r2.json()["path"] == "/base/after"
+
+
+def test_admin_paths_not_on_proxy_port(main_gw):
+    H.assert_gw_error(H.get(main_gw.proxy, "/v1/health"), 404, "service with name health not found")
+
+
+def test_split_works_on_escaped_path(main_gw):
+    """%2F inside a segment does not split it (SPEC §1: split the raw path)."""
+    H.assert_gw_error(H.get(main_gw.proxy, "/e2e/echo%2Fx/y"), 404, "service with name echo%2Fx not found")
+    r = H.get(main_gw.proxy, "/e2e/echo/a%2Fb")
+    assert r.status == 200 and r.json()["path"] == "/base/a/b", r
+
+
+def test_absolute_form_request_target(main_gw):
+    """RFC 9112 §3.2.2: a server must accept absolute-form (Go's net/http, the original, does)."""
+    r = H.get(main_gw.proxy, "http://127.0.0.1:%d/e2e/echo/abs?q=1" % main_gw.proxy)
+    assert r.status == 200, r
+    doc = r.json()
+    assert (doc["path"], doc["query"]) == ("/base/abs", "q=1"), doc
