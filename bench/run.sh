@@ -19,6 +19,8 @@
 #                       +30/31/32 appgw proxy/compass/external API
 #   RESULTS_DIR [bench/results]   where the .jsonl and .txt of the run are kept
 #   ROUNDS [1]          repeat the whole matrix; the table shows each figure's median
+#   HAPROXY_GLOBAL_EXTRA, HAPROXY_DEFAULTS_EXTRA, NGINX_HTTP_EXTRA  extra config lines
+#                       (tuning experiments; the defaults are the configuration documented)
 #   PYTHON [/usr/bin/python3]  interpreter of report.py (stdlib only)
 #   KEEP_TMP [0]        1: keep the temporary directory (configs, logs, wrk outputs)
 set -euo pipefail
@@ -186,6 +188,7 @@ $USER_LINE
 events { worker_connections 8192; }
 http {
 $(nginx_common_http nginx-tmp)
+${NGINX_HTTP_EXTRA:-}
   upstream origin {
     server 127.0.0.1:$ORIGIN_PORT;
     keepalive 64;
@@ -211,6 +214,7 @@ global
     nbthread $1
     maxconn 4096
     pidfile $TMP/haproxy.pid
+${HAPROXY_GLOBAL_EXTRA:-}
 
 defaults
     mode http
@@ -222,6 +226,7 @@ defaults
     timeout server 60s
     timeout http-request 10s
     timeout http-keep-alive 60s
+${HAPROXY_DEFAULTS_EXTRA:-}
 
 frontend fe
     bind 127.0.0.1:$HAPROXY_PORT

@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
+# Debian's python3 has python3-pytest; a python3 earlier on PATH (pyenv, venv) may not.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
 step() { printf '\n==== %s\n' "$*"; }
 
 step "build (release)"
@@ -14,7 +18,7 @@ scripts/build.sh release
 step "unit tests"
 ctest --test-dir build --output-on-failure -j2
 step "end-to-end tests"
-APPGW_BIN="$PWD/build/appgw" python3 -m pytest -q tests/e2e
+APPGW_BIN="$PWD/build/appgw" "$PY" -m pytest -q tests/e2e
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzzing (${FUZZ_SECONDS:-20}s per target)"
@@ -39,6 +43,6 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   step "unit tests (ASan+UBSan)"
   ctest --test-dir build-asan --output-on-failure -j2
   step "end-to-end tests (ASan+UBSan)"
-  APPGW_BIN="$PWD/build-asan/appgw" APPGW_SANITIZE=1 python3 -m pytest -q tests/e2e
+  APPGW_BIN="$PWD/build-asan/appgw" APPGW_SANITIZE=1 "$PY" -m pytest -q tests/e2e
 fi
 echo "all tests passed"

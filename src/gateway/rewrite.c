@@ -82,6 +82,17 @@ int gw_split_gateway_path(gw_str_t path, int nseg, gw_str_t seg[3], gw_str_t *re
 
 int gw_split_target(gw_str_t target, gw_str_t *path, gw_str_t *query, bool *has_query)
 {
+    /* absolute-form (RFC 9112 §3.2.2): servers must accept it; only its path and query count. */
+    size_t skip = 0;
+    if (target.n >= 7 && strncasecmp(target.p, "http://", 7) == 0) skip = 7;
+    else if (target.n >= 8 && strncasecmp(target.p, "https://", 8) == 0) skip = 8;
+    if (skip) {
+        const char *slash = memchr(target.p + skip, '/', target.n - skip);
+        const char *qm = memchr(target.p + skip, '?', target.n - skip);
+        if (!slash || (qm && qm < slash)) return GW_EINVAL; /* no path: nothing to route on */
+        target.n -= (size_t)(slash - target.p);
+        target.p = slash;
+    }
     if (target.n == 0 || target.p[0] != '/') return GW_EINVAL;
     const char *q = memchr(target.p, '?', target.n);
     *has_query = q != NULL;

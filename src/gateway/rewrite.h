@@ -17,7 +17,8 @@
 int gw_split_gateway_path(gw_str_t path, int nseg, gw_str_t seg[3], gw_str_t *rest);
 
 /* Splits a request-target into path and query (without '?'); *has_query tells if '?' was
- * present. A target that is not origin-form (does not start with '/') returns GW_EINVAL. */
+ * present. Origin-form ("/p?q") and absolute-form ("http://host/p?q": the path and query are
+ * used) are accepted; anything else, or an absolute-form without a path, is GW_EINVAL. */
 int gw_split_target(gw_str_t target, gw_str_t *path, gw_str_t *query, bool *has_query);
 
 /* Appends the upstream request path: targetUrl path joined with target_path by exactly one

@@ -407,6 +407,15 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
         write_error_and_close(c, 400, "invalid request framing");
         return;
     }
+    /* RFC 9112 §3.2: exactly one Host header on HTTP/1.1 (as the original's net/http demands). */
+    size_t hosts = 0;
+    for (size_t i = 0; i < r->head.nheaders; i++)
+        if (GW_STR_IEQ_LIT(r->head.headers[i].name, "host")) hosts++;
+    if (hosts > 1 || (hosts == 0 && r->head.minor_version >= 1)) {
+        free_request(c);
+        write_error_and_close(c, 400, hosts ? "too many Host headers" : "missing required Host header");
+        return;
+    }
     r->keep_alive = r->head.minor_version >= 1 ? !header_has_token(&r->head, "connection", "close")
                                                : header_has_token(&r->head, "connection", "keep-alive");
     r->expect_continue = header_has_token(&r->head, "expect", "100-continue");

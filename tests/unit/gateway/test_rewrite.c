@@ -124,7 +124,14 @@ static void test_split_target(void)
 
     CHECK_EQ_INT(gw_split_target(gw_str(""), &path, &query, &hq), GW_EINVAL);
     CHECK_EQ_INT(gw_split_target(gw_str("*"), &path, &query, &hq), GW_EINVAL);
-    CHECK_EQ_INT(gw_split_target(gw_str("http://h/a"), &path, &query, &hq), GW_EINVAL);
+    CHECK_EQ_INT(gw_split_target(gw_str("http://h:1/a/b?q=1"), &path, &query, &hq), 0);
+    CHECK_EQ_SLICE(path, "/a/b");
+    CHECK_EQ_SLICE(query, "q=1");
+    CHECK_EQ_INT(gw_split_target(gw_str("HTTPS://h/x"), &path, &query, &hq), 0);
+    CHECK_EQ_SLICE(path, "/x");
+    CHECK_EQ_INT(gw_split_target(gw_str("http://h"), &path, &query, &hq), GW_EINVAL);
+    CHECK_EQ_INT(gw_split_target(gw_str("http://h?a=/b"), &path, &query, &hq), GW_EINVAL);
+    CHECK_EQ_INT(gw_split_target(gw_str("ftp://h/a"), &path, &query, &hq), GW_EINVAL);
     CHECK_EQ_INT(gw_split_target(gw_str("?x"), &path, &query, &hq), GW_EINVAL);
 }
 
