@@ -78,7 +78,7 @@ static void on_stop_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)t, on_control_closed);
     uv_close((uv_handle_t *)&sig_term, on_control_closed);
     uv_close((uv_handle_t *)&sig_int, on_control_closed);
-    for (int i = 0; i < control.nlisteners; i++) uv_close((uv_handle_t *)&control.listeners[i].tcp, on_control_closed);
+    for (int i = 0; i < control.nlisteners; i++) gw_server_listener_close(&control.listeners[i]);
     control.draining = true;
     gw_server_close_all(&control);
 }

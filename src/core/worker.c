@@ -52,8 +52,6 @@ static void refresh_snapshot(gw_worker_t *w)
     w->snap = s;
 }
 
-static void on_listener_closed(uv_handle_t *h) { (void)h; }
-
 static void finish_if_idle(gw_worker_t *w);
 
 static void on_grace(uv_timer_t *t)
@@ -70,7 +68,7 @@ static void on_wake(uv_async_t *a)
     gw_worker_t *w = a->data;
     if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) && !w->draining) {
         w->draining = true;
-        for (int i = 0; i < w->nlisteners; i++) uv_close((uv_handle_t *)&w->listeners[i].tcp, on_listener_closed);
+        for (int i = 0; i < w->nlisteners; i++) gw_server_listener_close(&w->listeners[i]);
         gw_server_drain(w);
         uv_timer_start(&w->grace_timer, on_grace, (uint64_t)w->flags->shutdown_grace * 1000, 0);
         finish_if_idle(w);

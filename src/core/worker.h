@@ -34,7 +34,9 @@ typedef struct {
 #define GW_COUNT(w, field, n) __atomic_fetch_add(&(w)->counters.field, (n), __ATOMIC_RELAXED)
 
 typedef struct gw_listener_s {
-    uv_tcp_t tcp;
+    uv_poll_t poll;      /* readiness of the listening socket (we accept ourselves) */
+    uv_timer_t pause;    /* accepting paused after running out of file descriptors */
+    int reserve_fd;      /* spare fd, given up to accept-and-close when out of fds */
     struct gw_worker_s *worker;
     const struct gw_handler_s *handler;
     int mode;   /* handler-specific: e.g. number of path segments to route on */

@@ -5,6 +5,10 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,16 +616,12 @@ void gw_request_respond_error(gw_request_t *req, int status, const char *text)
 
 /* ---------- accepting ---------- */
 
-static void on_connection(uv_stream_t *server, int status)
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100
+
+static void start_conn(gw_listener_t *l, int fd)
 {
-    gw_listener_t *l = server->data;
     gw_worker_t *w = l->worker;
-    if (status < 0) {
-        /* EMFILE/ENFILE: libuv already accepted and dropped the connection with its reserve
-         * fd, so existing connections keep working; count it and carry on. */
-        GW_COUNT(w, accept_errors, 1);
-        return;
-    }
     gw_conn_t *c = gw_calloc(1, sizeof(*c));
     c->worker = w;
     c->listener = l;
@@ -632,7 +632,8 @@ static void on_connection(uv_stream_t *server, int status)
     c->timer.data = c;
     c->handles_open = 2;
     GW_COUNT(w, conns_active, 1);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         GW_COUNT(w, accept_errors, 1);
         c->state = CONN_CLOSING;
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -660,14 +661,77 @@ static void on_connection(uv_stream_t *server, int status)
     read_start(c);
 }
 
+static void on_acceptable(uv_poll_t *p, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+    gw_listener_t *l = t->data;
+    if (l->reserve_fd < 0) l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+}
+
+/* Out of file descriptors: refuse what is queued (accept with the reserve fd's slot, close),
+ * then stop polling for a moment so the loop keeps serving existing connections. */
+static void accept_exhausted(gw_listener_t *l)
+{
+    gw_worker_t *w = l->worker;
+    GW_COUNT(w, accept_errors, 1);
+    if (l->reserve_fd >= 0) {
+        close(l->reserve_fd);
+        l->reserve_fd = -1;
+        for (int i = 0; i < 4096; i++) {
+            int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) break;
+            close(fd);
+            GW_COUNT(w, accept_errors, 1);
+        }
+        l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    static int warned;
+    if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+        gw_log(GW_LOG_WARN, "out of file descriptors: refusing new connections until some close", NULL);
+    uv_poll_stop(&l->poll);
+    uv_timer_start(&l->pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+    gw_listener_t *l = p->data;
+    if (status < 0) return;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            start_conn(l, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) accept_exhausted(l);
+        break; /* EAGAIN: queue empty */
+    }
+}
+
 int gw_server_listen(gw_listener_t *l)
 {
-    int rc = uv_tcp_init(&l->worker->loop, &l->tcp);
+    if (listen(l->fd, 4096) != 0) return -errno;
+    int rc = uv_poll_init_socket(&l->worker->loop, &l->poll, l->fd);
     if (rc) return rc;
-    l->tcp.data = l;
-    rc = uv_tcp_open(&l->tcp, l->fd);
-    if (rc) return rc;
-    return uv_listen((uv_stream_t *)&l->tcp, 4096, on_connection);
+    l->poll.data = l;
+    uv_timer_init(&l->worker->loop, &l->pause);
+    l->pause.data = l;
+    l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+}
+
+static void on_listener_closed(uv_handle_t *h) { (void)h; }
+
+void gw_server_listener_close(gw_listener_t *l)
+{
+    uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+    uv_close((uv_handle_t *)&l->pause, on_listener_closed);
+    close(l->fd);
+    l->fd = -1;
+    if (l->reserve_fd >= 0) close(l->reserve_fd);
+    l->reserve_fd = -1;
 }
 
 void gw_server_drain(gw_worker_t *w)

@@ -48,8 +48,13 @@ struct gw_request_s {
 #define GW_CONN_HIGH_WATER (256 * 1024)
 #define GW_CONN_LOW_WATER (64 * 1024)
 
-/* Starts listening on l->fd on its worker's loop. Returns 0 or a negative uv error. */
+/* Starts listening on l->fd on its worker's loop. Returns 0 or a negative uv error.
+ * Accepting is ours (not libuv's): out of file descriptors, pending connections are accepted
+ * and closed with a reserve fd and accepting pauses briefly, so the loop never spins and
+ * existing connections keep being served. */
 int gw_server_listen(gw_listener_t *l);
+/* Stops accepting and closes the listening socket. */
+void gw_server_listener_close(gw_listener_t *l);
 
 /* Queues response bytes: _block takes its own reference on b; _copy copies. Sets
  * req->responded. Returns 0, or a negative uv error when the connection is already broken
