@@ -50,6 +50,8 @@ typedef struct {
     int retries;
     int status;                  /* status sent to the client */
     gw_buf_t resp_buf;           /* partial upstream response head */
+    char *held_head;             /* response head not yet queued to the client */
+    size_t held_head_len;
     gw_body_kind_t resp_kind;
     uint64_t resp_left;
     gw_chunked_t resp_chunked;
@@ -62,6 +64,7 @@ static void proxy_connect(proxy_t *px);
 static void on_timer_closed(uv_handle_t *h)
 {
     proxy_t *px = h->data;
+    free(px->held_head);
     gw_buf_free(&px->up_head);
     gw_buf_free(&px->resp_buf);
     if (px->snap) gw_snapshot_unref(px->snap);
@@ -461,10 +464,16 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     int rc = 0;
     px->status = code >= 500 ? 502 : code;
     const char *reason = gw_http_reason(px->status);
+    char line[16] = "HTTP/1.1 000 ";
+    line[9] = (char)('0' + px->status / 100 % 10);
+    line[10] = (char)('0' + px->status / 10 % 10);
+    line[11] = (char)('0' + px->status % 10);
+    rc |= gw_buf_append(&o, line, 13);
     if (strcmp(reason, "Unknown") == 0 && px->status == code)
-        rc |= gw_buf_appendf(&o, "HTTP/1.1 %d %.*s\r\n", code, (int)h->reason.n, h->reason.p);
+        rc |= gw_buf_append(&o, h->reason.p, h->reason.n);
     else
-        rc |= gw_buf_appendf(&o, "HTTP/1.1 %d %s\r\n", px->status, reason);
+        rc |= gw_buf_puts(&o, reason);
+    rc |= gw_buf_append(&o, "\r\n", 2);
     gw_str_t conn_vals[16];
     size_t nconn = 0;
     for (size_t i = 0; i < h->nheaders && nconn < GW_ARRAY_SIZE(conn_vals); i++)
@@ -516,11 +525,23 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         return GW_ENOMEM;
     }
     GW_COUNT(px->worker, requests_by_status[px->status < 600 ? px->status : 0], 1);
-    size_t len;
-    char *p = gw_buf_take(&o, &len);
-    gw_request_write_heap(req, p, len);
+    /* Held back so that it leaves with the first body bytes in one writev. */
+    px->held_head = gw_buf_take(&o, &px->held_head_len);
     px->head_sent = true;
     return GW_OK;
+}
+
+/* Sends response bytes to the client, preceded by the held-back head if there is one. */
+static void client_write(proxy_t *px, gw_block_t *b, size_t off, size_t len)
+{
+    if (!px->req) return;
+    if (px->held_head) {
+        char *h = px->held_head;
+        px->held_head = NULL;
+        gw_request_write_head_and_block(px->req, h, px->held_head_len, b, off, len);
+        return;
+    }
+    if (len) gw_request_write_block(px->req, b, off, len);
 }
 
 /* Forwards body bytes b[off..off+len) of the response; returns bytes used (the rest, if the
@@ -540,7 +561,7 @@ static size_t forward_body(proxy_t *px, gw_block_t *b, size_t off, size_t len)
             gw_block_t *copy = gw_block_get();
             size_t consumed = 0;
             rc = gw_chunked_feed(&px->resp_chunked, b->data + off, len, &consumed, copy->data, &out_len);
-            if (rc >= 0 && out_len && px->req) gw_request_write_block(px->req, copy, 0, out_len);
+            if (rc >= 0 && out_len && px->req) client_write(px, copy, 0, out_len);
             gw_block_unref(copy);
             used = consumed;
         } else {
@@ -553,7 +574,7 @@ static size_t forward_body(proxy_t *px, gw_block_t *b, size_t off, size_t len)
             return used;
         }
     }
-    if (used && px->req) gw_request_write_block(px->req, b, off, used);
+    if (used && px->req) client_write(px, b, off, used);
     GW_COUNT(px->worker, bytes_out, used);
     return used;
 }
@@ -635,6 +656,7 @@ static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
     } else if (px->resp_done && len > 0) {
         px->up_keepalive = false;
     }
+    if (px->held_head) client_write(px, NULL, 0, 0);
     if (px->resp_done) {
         complete(px);
         return;

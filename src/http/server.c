@@ -185,45 +185,68 @@ static void on_write(uv_write_t *w, int status)
     }
 }
 
-static int conn_write(gw_conn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
+/* Queues up to two pieces in order: heap[0..hlen) (malloc'd, ours to free) then p[0..len)
+ * inside block b (our reference, dropped when written). Either may be empty/NULL. One
+ * writev is tried at once; only what the kernel did not take is queued. */
+static int conn_writev(gw_conn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
 {
+    int rc = 0;
     if (c->state == CONN_CLOSING) {
-        if (b) gw_block_unref(b);
-        free(heap);
-        return UV_EPIPE;
+        rc = UV_EPIPE;
+        goto drop;
     }
-    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
-    /* Fast path: try writing synchronously; queue only what the kernel did not take. */
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    if (hlen) bufs[n++] = uv_buf_init(heap, (unsigned)hlen);
+    if (len) bufs[n++] = uv_buf_init((char *)p, (unsigned)len);
+    if (n == 0) goto drop;
+    uv_buf_t *cur = bufs;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-        if (n == (int)len) {
-            if (b) gw_block_unref(b);
-            free(heap);
-            return 0;
-        }
-        if (n > 0) {
-            buf.base += n;
-            buf.len -= (size_t)n;
-        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-            if (b) gw_block_unref(b);
-            free(heap);
-            return n;
+        int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (w == (int)(hlen + len)) goto drop;
+        if (w > 0) {
+            size_t left = (size_t)w;
+            while (left >= cur->len) {
+                left -= cur->len;
+                cur++;
+                n--;
+            }
+            cur->base += left;
+            cur->len -= left;
+        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
+            rc = w;
+            goto drop;
         }
     }
     write_req_t *wr = gw_malloc(sizeof(*wr));
     wr->conn = c;
     wr->block = b;
     wr->heap = heap;
-    int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+    rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, cur, n, on_write);
     if (rc < 0) {
-        if (b) gw_block_unref(b);
-        free(heap);
         free(wr);
-        return rc;
+        goto drop;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
         c->above_high_water = true;
     return 0;
+drop:
+    if (b) gw_block_unref(b);
+    free(heap);
+    return rc;
+}
+
+static int conn_write(gw_conn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
+{
+    if (b) return conn_writev(c, NULL, 0, b, p, len);
+    return conn_writev(c, heap, len, NULL, NULL, 0);
+}
+
+int gw_request_write_head_and_block(gw_request_t *req, char *head, size_t hlen, gw_block_t *b, size_t off,
+                                    size_t len)
+{
+    req->responded = true;
+    return conn_writev(req->conn, head, hlen, len ? gw_block_ref(b) : NULL, len ? b->data + off : NULL, len);
 }
 
 int gw_request_write_block(gw_request_t *req, gw_block_t *b, size_t off, size_t len)
@@ -388,10 +411,10 @@ static bool header_has_token(const gw_req_head_t *h, const char *name, const cha
 static gw_request_t *make_request(gw_conn_t *c, const char *p, size_t n, const gw_req_head_t *parsed)
 {
     gw_request_t *r = gw_malloc(sizeof(*r) + n);
-    memset(r, 0, sizeof(*r));
+    memset(r, 0, offsetof(gw_request_t, head));
     char *copy = (char *)(r + 1);
     memcpy(copy, p, n);
-    r->head = *parsed;
+    memcpy(&r->head, parsed, offsetof(gw_req_head_t, headers) + parsed->nheaders * sizeof(gw_header_t));
     shift_slices(&r->head, p, copy);
     r->conn = c;
     r->worker = c->worker;

@@ -32,7 +32,6 @@ struct gw_request_s {
     gw_conn_t *conn;
     gw_worker_t *worker;
     const gw_listener_t *listener;
-    gw_req_head_t head;          /* slices into an owned copy of the head bytes */
     gw_body_kind_t body_kind;
     uint64_t content_length;
     bool body_done;              /* every body byte was delivered to the handler */
@@ -42,6 +41,8 @@ struct gw_request_s {
     const char *peer_ip;         /* client's IP address as text */
     uint64_t start_ns;           /* uv_hrtime at head completion */
     void *data;                  /* the handler's */
+    gw_req_head_t head;          /* last: only the used headers are copied; slices point into
+                                    an owned copy of the head bytes */
 };
 
 /* Upper bound of a client's write queue before handlers should stop producing. */
@@ -61,6 +62,10 @@ void gw_server_listener_close(gw_listener_t *l);
  * (the handler then gets on_abort soon). */
 int gw_request_write_block(gw_request_t *req, gw_block_t *b, size_t off, size_t len);
 int gw_request_write_copy(gw_request_t *req, const void *p, size_t len);
+/* Queues head[0..hlen) (malloc'd; ownership passes) followed by b[off..off+len) (own
+ * reference taken) with a single writev where possible. */
+int gw_request_write_head_and_block(gw_request_t *req, char *head, size_t hlen, gw_block_t *b, size_t off,
+                                    size_t len);
 /* Queues p[0..len), a malloc'd buffer whose ownership passes to the connection. */
 int gw_request_write_heap(gw_request_t *req, char *p, size_t len);
 /* Bytes queued to the client and not yet written. */

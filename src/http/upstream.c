@@ -36,7 +36,9 @@ typedef struct dns_entry_s {
 
 typedef struct pool_key_s {
     struct pool_key_s *next;
-    char *key;
+    char *hostname;      /* (https, hostname, port, verify) identify a pool */
+    uint16_t port;
+    bool https, verify;
     gw_upconn_t *idle;   /* LIFO list of idle connections */
     size_t nidle;
 } pool_key_t;
@@ -89,20 +91,21 @@ typedef struct {
 static void up_close(gw_upconn_t *c);
 static void start_connect(gw_upconn_t *c);
 
-static uint32_t hash_str(const char *s)
+static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool verify)
 {
     uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static pool_key_t *pool_key(gw_upstream_pool_t *p, const char *key)
-{
-    uint32_t h = hash_str(key) % POOL_BUCKETS;
+    for (const char *c = t->hostname; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+    h = (h ^ t->port) * 16777619u;
+    h = (h ^ (unsigned)(t->https * 2 + verify)) * 16777619u;
+    h %= POOL_BUCKETS;
     for (pool_key_t *k = p->buckets[h]; k; k = k->next)
-        if (strcmp(k->key, key) == 0) return k;
+        if (k->port == t->port && k->https == t->https && k->verify == verify && strcmp(k->hostname, t->hostname) == 0)
+            return k;
     pool_key_t *k = gw_calloc(1, sizeof(*k));
-    k->key = gw_strdup(key);
+    k->hostname = gw_strdup(t->hostname);
+    k->port = t->port;
+    k->https = t->https;
+    k->verify = verify;
     k->next = p->buckets[h];
     p->buckets[h] = k;
     return k;
@@ -122,7 +125,7 @@ static void pool_maybe_free(gw_upstream_pool_t *p)
         while (p->buckets[i]) {
             pool_key_t *k = p->buckets[i];
             p->buckets[i] = k->next;
-            free(k->key);
+            free(k->hostname);
             free(k);
         }
     }
@@ -594,9 +597,7 @@ static gw_tls_ctx_t *tls_ctx(gw_upstream_pool_t *p, bool verify)
 int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, const gw_upconn_cb_t *cb,
                     void *ud, gw_upconn_t **out)
 {
-    char key[600];
-    snprintf(key, sizeof(key), "%c|%s|%u|%d", t->https ? 's' : 'p', t->hostname, t->port, skip_verify ? 0 : 1);
-    pool_key_t *k = pool_key(p, key);
+    pool_key_t *k = pool_key(p, t, !skip_verify);
     if (k->idle) {
         gw_upconn_t *c = k->idle;
         remove_idle(c);
