@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -163,7 +164,16 @@ static void fuzz_target_and_url(const input_t *in)
     gw_str_t t = in->part[5], path, query;
     bool hq;
     int rc = gw_split_target(t, &path, &query, &hq);
-    if (t.n == 0 || t.p[0] != '/') {
+    bool absolute = (t.n >= 7 && strncasecmp(t.p, "http://", 7) == 0) || (t.n >= 8 && strncasecmp(t.p, "https://", 8) == 0);
+    if (absolute) {
+        /* absolute-form: path and query are the tail of the target, starting at a '/' */
+        if (rc == 0) {
+            REQUIRE(path.n && path.p[0] == '/' && path.p > t.p && !memchr(path.p, '?', path.n));
+            REQUIRE(path.p + path.n + (hq ? 1 + query.n : 0) == t.p + t.n);
+        } else {
+            REQUIRE(rc == GW_EINVAL);
+        }
+    } else if (t.n == 0 || t.p[0] != '/') {
         REQUIRE(rc == GW_EINVAL);
     } else {
         REQUIRE(rc == 0 && path.p == t.p && !memchr(path.p, '?', path.n));

@@ -24,14 +24,19 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzzing (${FUZZ_SECONDS:-20}s per target)"
   scripts/build.sh fuzz
   mkdir -p build-fuzz/corpus
-  for f in build-fuzz/fuzz_*; do
+  for f in $(find build-fuzz -maxdepth 1 -type f -name 'fuzz_*' -executable | sort); do
     name=$(basename "$f")
     mkdir -p "build-fuzz/corpus/$name"
     seeds=()
     [ -d "fuzz/seeds/$name" ] && seeds=("fuzz/seeds/$name")
     echo "-- $name"
-    "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -print_final_stats=0 \
-      "build-fuzz/corpus/$name" "${seeds[@]}" 2>&1 | tail -n 2
+    if ! "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
+        "build-fuzz/corpus/$name" "${seeds[@]}" > "build-fuzz/$name.log" 2>&1; then
+      tail -n 40 "build-fuzz/$name.log"
+      echo "$name: FAILED (reproducer in build-fuzz/, full log build-fuzz/$name.log)"
+      exit 1
+    fi
+    tail -n 1 "build-fuzz/$name.log"
     echo "$name: no crash"
   done
 fi

@@ -418,6 +418,9 @@ static void up_on_connect(void *ud, int status, const char *reason)
         return;
     }
     px->connected = true;
+    /* While the client is still uploading, its own inactivity timeout (requestTimeout) is the
+     * bound; proxyTimeout counts again from the moment the whole request has been sent. */
+    if (!px->body_all_received) uv_timer_stop(&px->timer);
     int rc = gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len);
     if (rc < 0) {
         up_write_failed(px, rc);
@@ -700,7 +703,11 @@ static void on_body(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bo
 {
     proxy_t *px = req->data;
     if (!px) return;
-    if (last) px->body_all_received = true;
+    if (last) {
+        px->body_all_received = true;
+        if (px->connected && !px->head_sent)
+            uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)px->worker->flags->proxy_timeout * 1000, 0);
+    }
     if (len) {
         if (px->connected && px->up) {
             send_body_piece(px, b, off, len);

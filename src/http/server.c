@@ -41,7 +41,6 @@ struct gw_conn_s {
     bool reading;                   /* uv_read_start active */
     bool body_paused;               /* handler asked to stop reading the body */
     bool above_high_water;          /* handler wants on_drain */
-    bool in_process;                /* inside process(): defer re-entrant work */
     bool resume_scheduled;          /* timer set to 0 to parse pending bytes */
     bool timer_is_request;          /* the running timer is a request timeout (408) */
     gw_chunked_t chunked;
@@ -79,6 +78,7 @@ static void on_handle_closed(uv_handle_t *h)
 {
     gw_conn_t *c = h->data;
     if (--c->handles_open > 0) return;
+    conn_unlink(c);
     gw_buf_free(&c->pending);
     GW_COUNT(c->worker, conns_active, (uint64_t)-1);
     free(c);
@@ -101,31 +101,42 @@ static void abort_request(gw_conn_t *c)
     free_request(c);
 }
 
-static void on_shutdown(uv_shutdown_t *s, int status)
+#define GW_LINGER_MS (30 * 1000)
+
+static void close_handles(gw_conn_t *c)
 {
-    gw_conn_t *c = s->data;
     if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&c->timer)) uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
-/* Closes the connection; graceful waits for queued writes to be flushed first. */
+static void on_shutdown(uv_shutdown_t *s, int status)
+{
+    close_handles(s->data);
+}
+
+/* A client that does not read its last response is not waited for forever. */
+static void on_linger(uv_timer_t *t)
+{
+    close_handles(t->data);
+}
+
+/* Closes the connection; graceful waits (at most GW_LINGER_MS) for queued writes to be
+ * flushed first. */
 static void conn_close(gw_conn_t *c, bool graceful)
 {
     if (c->state == CONN_CLOSING) return;
     c->state = CONN_CLOSING;
     abort_request(c);
-    conn_unlink(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     if (graceful && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
         c->shutdown_req.data = c;
         if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
-            /* Do not wait forever for a client that never reads: the shutdown completes or
-             * fails when the kernel gives up; the worker's grace timer covers draining. */
+            uv_timer_start(&c->timer, on_linger, GW_LINGER_MS, 0);
             return;
         }
     }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    close_handles(c);
 }
 
 const char *gw_http_reason(int status)
@@ -499,7 +510,6 @@ static int parse_head_status(int rc)
 
 static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
 {
-    c->in_process = true;
     while (len > 0 && c->state != CONN_CLOSING) {
         if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
             gw_req_head_t head;
@@ -559,7 +569,6 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
         if (c->pending.len >= GW_HTTP_MAX_HEAD) read_stop(c);
         len = 0;
     }
-    c->in_process = false;
 }
 
 /* ---------- request API ---------- */
@@ -762,7 +771,9 @@ void gw_server_drain(gw_worker_t *w)
     gw_conn_t *c = w->conns;
     while (c) {
         gw_conn_t *next = c->next;
-        if (c->state == CONN_IDLE) conn_close(c, false);
+        if (c->state == CONN_CLOSING) {
+            /* already on its way out */
+        } else if (c->state == CONN_IDLE) conn_close(c, false);
         else if (c->req) c->req->keep_alive = false;
         c = next;
     }
@@ -770,5 +781,9 @@ void gw_server_drain(gw_worker_t *w)
 
 void gw_server_close_all(gw_worker_t *w)
 {
-    while (w->conns) conn_close(w->conns, false);
+    for (gw_conn_t *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_CLOSING) close_handles(c); /* lingering: stop waiting */
+        else conn_close(c, false);
+    }
 }
