@@ -18,6 +18,8 @@
 #   BASE_PORT [27100]   ports used: BASE+80/81 origin (+status), +10 nginx, +20 haproxy,
 #                       +30/31/32 appgw proxy/compass/external API
 #   RESULTS_DIR [bench/results]   where the .jsonl and .txt of the run are kept
+#   RATE [0]            > 0: fixed load of about RATE req/s (wrk.lua delays each request by
+#                       CONNECTIONS*1000/RATE ms), so CPU/req compares proxies at one load
 #   ROUNDS [1]          repeat the whole matrix; the table shows each figure's median
 #   HAPROXY_GLOBAL_EXTRA, HAPROXY_DEFAULTS_EXTRA, NGINX_HTTP_EXTRA  extra config lines
 #                       (tuning experiments; the defaults are the configuration documented)
@@ -40,6 +42,7 @@ BASE_PORT=${BASE_PORT:-27100}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 KEEP_TMP=${KEEP_TMP:-0}
 ROUNDS=${ROUNDS:-1}
+RATE=${RATE:-0}
 
 ORIGIN_PORT=$((BASE_PORT + 80))
 ORIGIN_STATUS_PORT=$((BASE_PORT + 81))
@@ -74,6 +77,13 @@ fi
 for s in $SCENARIOS; do [[ $s == get || $s == post ]] || die "unknown scenario '$s' (get, post)"; done
 for p in $PROXIES; do [[ $p == appgw || $p == nginx || $p == haproxy ]] || die "unknown proxy '$p'"; done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "bad ROUNDS '$ROUNDS'"
+[[ $RATE =~ ^[0-9]+$ ]] || die "bad RATE '$RATE'"
+DELAY_MS=0
+if ((RATE > 0)); then
+  DELAY_MS=$(((CONNECTIONS * 1000 + RATE / 2) / RATE))
+  ((DELAY_MS >= 1)) || die "RATE $RATE is too high for $CONNECTIONS connections (delay < 1 ms)"
+fi
+export BENCH_DELAY_MS=$DELAY_MS
 for w in $WORKERS; do [[ $w =~ ^[1-9][0-9]*$ ]] || die "bad WORKERS entry '$w'"; done
 
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -356,6 +366,7 @@ fi
 
 nw=$(wc -w <<<"$WORKERS"); ns=$(wc -w <<<"$SCENARIOS"); np=$(wc -w <<<"$PROXIES")
 log "commit $COMMIT; $((ROUNDS * nw * ns * np)) runs of ${WARMUP}+${DURATION} s; wrk -t$THREADS -c$CONNECTIONS; tmp $TMP"
+((RATE == 0)) || log "fixed load: each connection waits ${DELAY_MS} ms before each request (about $((CONNECTIONS * 1000 / DELAY_MS)) req/s at most)"
 
 for ((round = 1; round <= ROUNDS; round++)); do
 for w in $WORKERS; do
@@ -399,7 +410,7 @@ for w in $WORKERS; do
         post_bytes="$POST_BYTES" threads="$THREADS" connections="$CONNECTIONS" duration="$DURATION" \
         wrk_rc="$rc" proxy_alive="$alive" proxy_ticks0="$pt0" proxy_ticks1="$pt1" \
         proxy_hwm_kb="$phwm" proxy_nprocs="$pn" origin_ticks0="$ot0" origin_ticks1="$ot1" \
-        origin_accepts0="$oa0" origin_accepts1="$oa1" loadavg="$loadavg" commit="$COMMIT" round="$round" \
+        origin_accepts0="$oa0" origin_accepts1="$oa1" loadavg="$loadavg" commit="$COMMIT" round="$round" delay_ms="$DELAY_MS" \
         sys_busy0="$sb0" sys_busy1="$sb1" wall0="$wall0" wall1="$wall1" \
         times0="$TMP/times0" times1="$TMP/times1"
       if [[ $alive == 0 ]]; then

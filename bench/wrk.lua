@@ -9,6 +9,15 @@ if post_bytes > 0 then
   wrk.headers["Content-Type"] = "application/octet-stream"
 end
 
+-- BENCH_DELAY_MS > 0: each connection waits that long before each request, which holds the
+-- load near connections*1000/BENCH_DELAY_MS req/s whatever the proxy (run.sh: RATE).
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
+if delay_ms > 0 then
+  function delay()
+    return delay_ms
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
