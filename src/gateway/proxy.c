@@ -37,6 +37,7 @@ typedef struct {
     body_piece_t *q_head, *q_tail; /* body bytes waiting for the upstream connection */
     size_t q_bytes;
     bool connected;
+    bool up_head_held;           /* request head waits to leave with the first body bytes */
     bool body_all_received;      /* client body fully received from the client */
     bool body_started;           /* body bytes were handed to an upstream connection */
     bool head_sent;              /* response head went to the client */
@@ -381,7 +382,13 @@ static void up_write_failed(proxy_t *px, int rc)
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
 {
     px->body_started = true;
-    int rc = gw_upconn_write_block(px->up, b, off, len);
+    int rc;
+    if (px->up_head_held) {
+        px->up_head_held = false;
+        rc = gw_upconn_write_head_and_block(px->up, px->up_head.base, px->up_head.len, b, off, len);
+    } else {
+        rc = gw_upconn_write_block(px->up, b, off, len);
+    }
     if (rc < 0) {
         up_write_failed(px, rc);
         return;
@@ -421,10 +428,15 @@ static void up_on_connect(void *ud, int status, const char *reason)
     /* While the client is still uploading, its own inactivity timeout (requestTimeout) is the
      * bound; proxyTimeout counts again from the moment the whole request has been sent. */
     if (!px->body_all_received) uv_timer_stop(&px->timer);
-    int rc = gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len);
-    if (rc < 0) {
-        up_write_failed(px, rc);
-        return;
+    if (px->req && px->req->body_kind != GW_BODY_NONE) {
+        /* One writev for the head and the first body bytes (queued, or the next to arrive). */
+        px->up_head_held = true;
+    } else {
+        int rc = gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len);
+        if (rc < 0) {
+            up_write_failed(px, rc);
+            return;
+        }
     }
     while (px->q_head && px->up) {
         body_piece_t *p = px->q_head;

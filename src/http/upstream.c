@@ -234,38 +234,55 @@ static void on_up_write(uv_write_t *w, int status)
     }
 }
 
-static int raw_write(gw_upconn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
+/* Queues heap[0..hlen) (malloc'd, ours) then p[0..len) inside block b (our reference), in
+ * order, trying one writev first and queueing only what the kernel did not take. */
+static int raw_writev(gw_upconn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
 {
-    uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+    int rc = 0;
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    if (hlen) bufs[n++] = uv_buf_init(heap, (unsigned)hlen);
+    if (len) bufs[n++] = uv_buf_init((char *)p, (unsigned)len);
+    if (n == 0) goto drop;
+    uv_buf_t *cur = bufs;
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-        if (n == (int)len) {
-            if (b) gw_block_unref(b);
-            free(heap);
-            return 0;
-        }
-        if (n > 0) {
-            buf.base += n;
-            buf.len -= (size_t)n;
-        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-            if (b) gw_block_unref(b);
-            free(heap);
-            return n;
+        int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (w == (int)(hlen + len)) goto drop;
+        if (w > 0) {
+            size_t left = (size_t)w;
+            while (left >= cur->len) {
+                left -= cur->len;
+                cur++;
+                n--;
+            }
+            cur->base += left;
+            cur->len -= left;
+        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
+            rc = w;
+            goto drop;
         }
     }
     up_write_t *uw = gw_malloc(sizeof(*uw));
     uw->block = b;
     uw->heap = heap;
     uw->c = c;
-    int rc = uv_write(&uw->w, (uv_stream_t *)&c->tcp, &buf, 1, on_up_write);
+    rc = uv_write(&uw->w, (uv_stream_t *)&c->tcp, cur, n, on_up_write);
     if (rc < 0) {
-        if (b) gw_block_unref(b);
-        free(heap);
         free(uw);
-        return rc;
+        goto drop;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER) c->above_high_water = true;
     return 0;
+drop:
+    if (b) gw_block_unref(b);
+    free(heap);
+    return rc;
+}
+
+static int raw_write(gw_upconn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
+{
+    if (b) return raw_writev(c, NULL, 0, b, p, len);
+    return raw_writev(c, heap, len, NULL, NULL, 0);
 }
 
 /* Sends whatever ciphertext the TLS layer has produced. */
@@ -315,6 +332,20 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
     char *heap = gw_malloc(len);
     memcpy(heap, p, len);
     return raw_write(c, NULL, heap, heap, len);
+}
+
+int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen, gw_block_t *b, size_t off,
+                                   size_t len)
+{
+    if (c->state != UP_ACTIVE) return UV_EPIPE;
+    if (c->tls) {
+        if (gw_tls_write(c->tls, head, hlen) != GW_OK || gw_tls_write(c->tls, b->data + off, len) != GW_OK)
+            return UV_EPROTO;
+        return tls_flush(c);
+    }
+    char *copy = gw_malloc(hlen ? hlen : 1);
+    memcpy(copy, head, hlen);
+    return raw_writev(c, copy, hlen, len ? gw_block_ref(b) : NULL, len ? b->data + off : NULL, len);
 }
 
 size_t gw_upconn_write_queue(const gw_upconn_t *c)

@@ -46,6 +46,10 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_
 /* Queue bytes for the upstream; _block takes its own reference. 0 or a negative error. */
 int gw_upconn_write_block(gw_upconn_t *c, gw_block_t *b, size_t off, size_t len);
 int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len);
+/* head[0..hlen) (copied) followed by b[off..off+len) (own reference), in one writev if
+ * possible. */
+int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen, gw_block_t *b, size_t off,
+                                   size_t len);
 size_t gw_upconn_write_queue(const gw_upconn_t *c);
 
 /* Stop / resume reading from the upstream (backpressure towards the client). */
