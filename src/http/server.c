@@ -45,6 +45,7 @@ struct gw_conn_s {
     bool timer_is_request;          /* the running timer is a request timeout (408) */
     gw_chunked_t chunked;
     uint64_t body_left;
+    uint64_t last_body_ms;          /* loop time of the last body bytes (inactivity timeout) */
     char peer_ip[INET6_ADDRSTRLEN];
     uv_shutdown_t shutdown_req;
 };
@@ -386,6 +387,17 @@ static void on_timer(uv_timer_t *t)
         conn_close(c, false);
         return;
     }
+    if (c->req && !c->req->body_done) {
+        /* Body inactivity: the timer is armed once and re-armed lazily here, so a body read
+         * costs no timer operation. */
+        uint64_t limit = (uint64_t)c->worker->flags->request_timeout * 1000;
+        uint64_t idle = uv_now(&c->worker->loop) - c->last_body_ms;
+        if (c->body_paused) idle = 0; /* we stopped reading (backpressure): not the client's fault */
+        if (idle < limit) {
+            set_timer(c, limit - idle, true);
+            return;
+        }
+    }
     if (c->state == CONN_HEAD || (c->req && !c->req->body_done)) {
         bool responded = c->req && c->req->responded;
         abort_request(c);
@@ -466,6 +478,7 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
         uv_timer_stop(&c->timer);
     } else {
         /* Body inactivity is bounded by requestTimeout too. */
+        c->last_body_ms = uv_now(&c->worker->loop);
         set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
     }
     c->listener->handler->on_request(r);
@@ -497,7 +510,7 @@ static size_t feed_body(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
         r->body_done = true;
         if (c->timer_is_request) uv_timer_stop(&c->timer);
     } else {
-        set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
+        c->last_body_ms = uv_now(&c->worker->loop);
     }
     c->listener->handler->on_body(r, b, off, used, last);
     return used;
