@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gateway/rewrite.h"
+#include "http/writeq.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -49,13 +50,6 @@ struct gw_conn_s {
     char peer_ip[INET6_ADDRSTRLEN];
     uv_shutdown_t shutdown_req;
 };
-
-typedef struct {
-    uv_write_t w;
-    gw_conn_t *conn;
-    gw_block_t *block; /* reference held until written, or NULL */
-    char *heap;        /* copied bytes, or NULL */
-} write_req_t;
 
 static void conn_close(gw_conn_t *c, bool graceful);
 static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len);
@@ -180,11 +174,7 @@ const char *gw_http_reason(int status)
 
 static void on_write(uv_write_t *w, int status)
 {
-    write_req_t *wr = (write_req_t *)w;
-    gw_conn_t *c = wr->conn;
-    if (wr->block) gw_block_unref(wr->block);
-    free(wr->heap);
-    free(wr);
+    gw_conn_t *c = gw_write_done(w);
     if (status < 0) {
         if (c->state != CONN_CLOSING) conn_close(c, false);
         return;
@@ -197,54 +187,17 @@ static void on_write(uv_write_t *w, int status)
     }
 }
 
-/* Queues up to two pieces in order: heap[0..hlen) (malloc'd, ours to free) then p[0..len)
- * inside block b (our reference, dropped when written). Either may be empty/NULL. One
- * writev is tried at once; only what the kernel did not take is queued. */
+/* Queues heap[0..hlen) (ours to free) then p[0..len) inside block b (our reference). */
 static int conn_writev(gw_conn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
 {
-    int rc = 0;
     if (c->state == CONN_CLOSING) {
-        rc = UV_EPIPE;
-        goto drop;
+        if (b) gw_block_unref(b);
+        free(heap);
+        return UV_EPIPE;
     }
-    uv_buf_t bufs[2];
-    unsigned n = 0;
-    if (hlen) bufs[n++] = uv_buf_init(heap, (unsigned)hlen);
-    if (len) bufs[n++] = uv_buf_init((char *)p, (unsigned)len);
-    if (n == 0) goto drop;
-    uv_buf_t *cur = bufs;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-        if (w == (int)(hlen + len)) goto drop;
-        if (w > 0) {
-            size_t left = (size_t)w;
-            while (left >= cur->len) {
-                left -= cur->len;
-                cur++;
-                n--;
-            }
-            cur->base += left;
-            cur->len -= left;
-        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
-            rc = w;
-            goto drop;
-        }
-    }
-    write_req_t *wr = gw_malloc(sizeof(*wr));
-    wr->conn = c;
-    wr->block = b;
-    wr->heap = heap;
-    rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, cur, n, on_write);
-    if (rc < 0) {
-        free(wr);
-        goto drop;
-    }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
+    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, heap, hlen, b, p, len, c, on_write);
+    if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
         c->above_high_water = true;
-    return 0;
-drop:
-    if (b) gw_block_unref(b);
-    free(heap);
     return rc;
 }
 
@@ -271,21 +224,12 @@ int gw_request_write_block(gw_request_t *req, gw_block_t *b, size_t off, size_t 
 int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
 {
     req->responded = true;
-    if (!len) return 0;
     gw_conn_t *c = req->conn;
-    /* Most writes complete at once: copy only what the kernel did not take. */
-    if (c->state != CONN_CLOSING && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-        if (n == (int)len) return 0;
-        if (n > 0) {
-            p = (const char *)p + n;
-            len -= (size_t)n;
-        }
-    }
-    char *heap = gw_malloc(len);
-    memcpy(heap, p, len);
-    return conn_write(c, NULL, heap, heap, len);
+    if (c->state == CONN_CLOSING) return UV_EPIPE;
+    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, p, len, c, on_write);
+    if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
+        c->above_high_water = true;
+    return rc;
 }
 
 int gw_request_write_heap(gw_request_t *req, char *p, size_t len)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http/tls.h"
+#include "http/writeq.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -80,13 +81,6 @@ struct gw_upstream_pool_s {
     bool freeing;
     size_t live; /* connections not yet freed */
 };
-
-typedef struct {
-    uv_write_t w;
-    gw_block_t *block;
-    char *heap;
-    gw_upconn_t *c;
-} up_write_t;
 
 static void up_close(gw_upconn_t *c);
 static void start_connect(gw_upconn_t *c);
@@ -217,11 +211,7 @@ static void fail_user(gw_upconn_t *c, int status, const char *reason)
 
 static void on_up_write(uv_write_t *w, int status)
 {
-    up_write_t *uw = (up_write_t *)w;
-    gw_upconn_t *c = uw->c;
-    if (uw->block) gw_block_unref(uw->block);
-    free(uw->heap);
-    free(uw);
+    gw_upconn_t *c = gw_write_done(w);
     if (c->state == UP_CLOSING) return;
     if (status < 0) {
         fail_user(c, status, uv_strerror(status));
@@ -234,48 +224,12 @@ static void on_up_write(uv_write_t *w, int status)
     }
 }
 
-/* Queues heap[0..hlen) (malloc'd, ours) then p[0..len) inside block b (our reference), in
- * order, trying one writev first and queueing only what the kernel did not take. */
+/* Queues heap[0..hlen) (ours to free) then p[0..len) inside block b (our reference). */
 static int raw_writev(gw_upconn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
 {
-    int rc = 0;
-    uv_buf_t bufs[2];
-    unsigned n = 0;
-    if (hlen) bufs[n++] = uv_buf_init(heap, (unsigned)hlen);
-    if (len) bufs[n++] = uv_buf_init((char *)p, (unsigned)len);
-    if (n == 0) goto drop;
-    uv_buf_t *cur = bufs;
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-        if (w == (int)(hlen + len)) goto drop;
-        if (w > 0) {
-            size_t left = (size_t)w;
-            while (left >= cur->len) {
-                left -= cur->len;
-                cur++;
-                n--;
-            }
-            cur->base += left;
-            cur->len -= left;
-        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
-            rc = w;
-            goto drop;
-        }
-    }
-    up_write_t *uw = gw_malloc(sizeof(*uw));
-    uw->block = b;
-    uw->heap = heap;
-    uw->c = c;
-    rc = uv_write(&uw->w, (uv_stream_t *)&c->tcp, cur, n, on_up_write);
-    if (rc < 0) {
-        free(uw);
-        goto drop;
-    }
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER) c->above_high_water = true;
-    return 0;
-drop:
-    if (b) gw_block_unref(b);
-    free(heap);
+    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, heap, hlen, b, p, len, c, on_up_write);
+    if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
+        c->above_high_water = true;
     return rc;
 }
 
@@ -317,21 +271,10 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
         if (gw_tls_write(c->tls, p, len) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
-    /* Most writes complete at once: copy only what the kernel did not take. */
-    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
-        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-        if (n == (int)len) return 0;
-        if (n > 0) {
-            p = (const char *)p + n;
-            len -= (size_t)n;
-        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-            return n;
-        }
-    }
-    char *heap = gw_malloc(len);
-    memcpy(heap, p, len);
-    return raw_write(c, NULL, heap, heap, len);
+    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, p, len, c, on_up_write);
+    if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
+        c->above_high_water = true;
+    return rc;
 }
 
 int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen, gw_block_t *b, size_t off,
