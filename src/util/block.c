@@ -1,11 +1,11 @@
-/* block.c: per-thread free list of 64 KiB I/O blocks, bounded so memory returns to the system. */
+/* block.c: per-thread free list of 128 KiB I/O blocks, bounded so memory returns to the system. */
 #include "util/block.h"
 
 #include <stdlib.h>
 
 #include "util/alloc.h"
 
-#define GW_BLOCK_CACHE_MAX 64
+#define GW_BLOCK_CACHE_MAX 32
 
 static _Thread_local gw_block_t *free_list;
 static _Thread_local unsigned free_count;

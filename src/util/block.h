@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#define GW_BLOCK_SIZE (64 * 1024)
+#define GW_BLOCK_SIZE (128 * 1024)
 
 typedef struct gw_block_s {
     struct gw_block_s *next; /* free list link */
