@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "core/config.h"
 #include "http/server.h"
 #include "http/upstream.h"
+#include "util/alloc.h"
 #include "util/block.h"
 #include "util/log.h"
 
@@ -41,15 +43,37 @@ int gw_listener_socket(const char *addr, int port)
     return fd;
 }
 
+void gw_pin_put(gw_pin_t *p)
+{
+    if (--p->users > 0 || !p->retired) return;
+    gw_snapshot_unref(p->snap);
+    free(p);
+}
+
+static gw_pin_t *pin_new(gw_snapshot_t *s)
+{
+    gw_pin_t *p = gw_calloc(1, sizeof(*p));
+    p->snap = s;
+    return p;
+}
+
+/* Retires the worker's pin (freed now, or when its last request ends). */
+static void pin_retire(gw_pin_t *p)
+{
+    p->retired = true;
+    p->users++;
+    gw_pin_put(p);
+}
+
 static void refresh_snapshot(gw_worker_t *w)
 {
     gw_snapshot_t *s = gw_config_acquire();
-    if (s == w->snap) {
+    if (w->pin && s == w->pin->snap) {
         gw_snapshot_unref(s);
         return;
     }
-    if (w->snap) gw_snapshot_unref(w->snap);
-    w->snap = s;
+    if (w->pin) pin_retire(w->pin);
+    w->pin = pin_new(s);
 }
 
 static void finish_if_idle(gw_worker_t *w);
@@ -108,8 +132,8 @@ static void worker_main(void *arg)
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
-    if (w->snap) gw_snapshot_unref(w->snap);
-    w->snap = NULL;
+    if (w->pin) pin_retire(w->pin);
+    w->pin = NULL;
     gw_block_drain_cache();
     __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 }
@@ -127,7 +151,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
     uv_timer_init(&w->loop, &w->poll_timer);
     w->poll_timer.data = w;
     w->pool = gw_upstream_pool_new(&w->loop);
-    w->snap = gw_config_acquire();
+    w->pin = pin_new(gw_config_acquire());
     gw_config_subscribe(&w->wake);
     return uv_thread_create(&w->thread, worker_main, w);
 }

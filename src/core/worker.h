@@ -18,6 +18,23 @@ struct gw_handler_s;
 
 #define GW_MAX_LISTENERS 4
 
+/* A worker's hold on one snapshot, counted without atomics: requests pin the worker's current
+ * pin; when a newer snapshot arrives the old pin is retired and lets go of its snapshot once
+ * its last request ends. Only ever touched by the worker's own thread. */
+typedef struct gw_pin_s {
+    gw_snapshot_t *snap; /* one reference */
+    uint32_t users;
+    bool retired;
+} gw_pin_t;
+
+static inline gw_pin_t *gw_pin_get(gw_pin_t *p)
+{
+    p->users++;
+    return p;
+}
+/* Drops a request's hold; frees a retired pin (and its snapshot reference) with the last. */
+void gw_pin_put(gw_pin_t *p);
+
 typedef struct {
     uint64_t requests_by_status[600]; /* index = status code sent to the client */
     uint64_t conns_accepted;
@@ -50,7 +67,7 @@ typedef struct gw_worker_s {
     uv_async_t wake;
     uv_timer_t grace_timer;
     uv_timer_t poll_timer;            /* while draining: checks whether all connections are gone */
-    gw_snapshot_t *snap;             /* pinned current snapshot (one reference) */
+    gw_pin_t *pin;                   /* the current snapshot, as requests pin it */
     const gw_flags_t *flags;
     gw_listener_t listeners[GW_MAX_LISTENERS];
     int nlisteners;

@@ -27,7 +27,7 @@ typedef struct body_piece_s {
 typedef struct {
     gw_request_t *req;           /* NULL once the client side is finished or gone */
     gw_worker_t *worker;
-    gw_snapshot_t *snap;         /* pinned for the life of the request */
+    gw_pin_t *pin;               /* the snapshot, pinned for the life of the request */
     const gw_api_t *api;
     gw_upconn_t *up;
     uv_timer_t timer;            /* proxyTimeout until the response head */
@@ -68,7 +68,7 @@ static void on_timer_closed(uv_handle_t *h)
     free(px->held_head);
     gw_buf_free(&px->up_head);
     gw_buf_free(&px->resp_buf);
-    if (px->snap) gw_snapshot_unref(px->snap);
+    if (px->pin) gw_pin_put(px->pin);
     free(px);
 }
 
@@ -281,7 +281,7 @@ static void on_request(gw_request_t *req)
         return;
     }
     gw_route_t route;
-    gw_snapshot_lookup(w->snap, seg[0], seg[1], nseg == 3 ? &seg[2] : NULL, &route);
+    gw_snapshot_lookup(w->pin->snap, seg[0], seg[1], nseg == 3 ? &seg[2] : NULL, &route);
     if (route.kind != GW_ROUTE_FOUND) {
         char *msg;
         int status = 404;
@@ -325,7 +325,7 @@ static void on_request(gw_request_t *req)
     proxy_t *px = gw_calloc(1, sizeof(*px));
     px->req = req;
     px->worker = w;
-    px->snap = gw_snapshot_ref(w->snap);
+    px->pin = gw_pin_get(w->pin);
     px->api = api;
     px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
     px->status = 0;
