@@ -348,9 +348,16 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->state == UP_IDLE) {
-        /* Unsolicited bytes on an idle connection: it is unusable. */
+        /* Unsolicited bytes on an idle connection make it unusable, except TLS records that
+         * carry no application data (TLS 1.3 session tickets, key updates). */
+        bool keep = false;
+        if (c->tls && gw_tls_feed(c->tls, b->data, (size_t)nread) == GW_OK) {
+            char probe[1];
+            keep = gw_tls_read(c->tls, probe, sizeof(probe)) == 0;
+            if (keep) tls_flush(c);
+        }
         gw_block_unref(b);
-        up_close(c);
+        if (!keep) up_close(c);
         return;
     }
     if (c->tls) {

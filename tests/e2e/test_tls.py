@@ -24,6 +24,28 @@ def test_https_keep_alive_reuse(main_gw, nginx):
             assert r.body == ("tls ok sni=localhost uri=/tls/k%d\n" % i).encode()
 
 
+def _metric(gw, name):
+    body = H.get(gw.admin, "/metrics").body.decode()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("metric %s missing" % name)
+
+
+def test_https_upstream_connections_pooled_across_idle_gaps(main_gw, nginx):
+    """Sequential HTTPS requests with idle gaps reuse pooled TLS connections instead of
+    handshaking again."""
+    import time
+    before = _metric(main_gw, "appgw_upstream_connects_total")
+    for i in range(10):
+        r = H.get(main_gw.proxy, "/e2e/tls/pool%d" % i)
+        assert r.status == 200, r
+        time.sleep(0.05)
+    new = _metric(main_gw, "appgw_upstream_connects_total") - before
+    # one connection per worker at most (the gateway runs 2 workers)
+    assert new <= 2, "%d new upstream connections for 10 sequential HTTPS requests" % new
+
+
 def test_skip_verify_accepts_untrusted_cert(main_gw, nginx):
     r = H.get(main_gw.proxy, "/skipverify/untrusted/x")
     assert r.status == 200, r
