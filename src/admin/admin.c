@@ -28,10 +28,14 @@ void gw_admin_render_metrics(gw_buf_t *o)
 {
     static uint64_t by_status[600];
     memset(by_status, 0, sizeof(by_status));
+    static const double bounds[] = GW_DURATION_BUCKETS;
+    uint64_t buckets[GW_NDURATION_BUCKETS + 1] = {0}, sum_us = 0;
     uint64_t accepted = 0, active = 0, accept_err = 0, connects = 0, reused = 0, up_err = 0, in = 0, out = 0;
     for (int i = 0; i < nworkers; i++) {
         gw_counters_t *c = &workers[i].counters;
         for (int s = 0; s < 600; s++) by_status[s] += LOAD(c->requests_by_status[s]);
+        for (int b = 0; b <= GW_NDURATION_BUCKETS; b++) buckets[b] += LOAD(c->duration_buckets[b]);
+        sum_us += LOAD(c->duration_sum_us);
         accepted += LOAD(c->conns_accepted);
         active += LOAD(c->conns_active);
         accept_err += LOAD(c->accept_errors);
@@ -45,6 +49,17 @@ void gw_admin_render_metrics(gw_buf_t *o)
                    "# TYPE appgw_requests_total counter\n");
     for (int s = 0; s < 600; s++)
         if (by_status[s]) gw_buf_appendf(o, "appgw_requests_total{code=\"%d\"} %llu\n", s, (unsigned long long)by_status[s]);
+    gw_buf_puts(o, "# HELP appgw_request_duration_seconds Time from a complete request head to the last "
+                   "response byte queued.\n# TYPE appgw_request_duration_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < GW_NDURATION_BUCKETS; b++) {
+        cum += buckets[b];
+        gw_buf_appendf(o, "appgw_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[b], (unsigned long long)cum);
+    }
+    cum += buckets[GW_NDURATION_BUCKETS];
+    gw_buf_appendf(o, "appgw_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    gw_buf_appendf(o, "appgw_request_duration_seconds_sum %.6f\n", (double)sum_us / 1e6);
+    gw_buf_appendf(o, "appgw_request_duration_seconds_count %llu\n", (unsigned long long)cum);
 #define METRIC(name, type, help, v)                                                                           \
     gw_buf_appendf(o, "# HELP " name " " help "\n# TYPE " name " " type "\n" name " %llu\n", (unsigned long long)(v))
     METRIC("appgw_connections_accepted_total", "counter", "Client connections accepted.", accepted);

@@ -35,8 +35,14 @@ static inline gw_pin_t *gw_pin_get(gw_pin_t *p)
 /* Drops a request's hold; frees a retired pin (and its snapshot reference) with the last. */
 void gw_pin_put(gw_pin_t *p);
 
+/* Upper bounds (seconds) of the request duration histogram buckets; +Inf is implicit. */
+#define GW_DURATION_BUCKETS {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+#define GW_NDURATION_BUCKETS 14
+
 typedef struct {
     uint64_t requests_by_status[600]; /* index = status code sent to the client */
+    uint64_t duration_buckets[GW_NDURATION_BUCKETS + 1]; /* non-cumulative; last = +Inf */
+    uint64_t duration_sum_us;
     uint64_t conns_accepted;
     uint64_t conns_active;            /* gauge */
     uint64_t accept_errors;

@@ -544,10 +544,21 @@ void gw_request_resume_body(gw_request_t *req)
     read_start(c);
 }
 
+static void record_duration(gw_worker_t *w, uint64_t start_ns)
+{
+    static const double bounds[] = GW_DURATION_BUCKETS;
+    double secs = (double)(uv_hrtime() - start_ns) / 1e9;
+    int i = 0;
+    while (i < GW_NDURATION_BUCKETS && secs > bounds[i]) i++;
+    GW_COUNT(w, duration_buckets[i], 1);
+    GW_COUNT(w, duration_sum_us, (uint64_t)(secs * 1e6));
+}
+
 void gw_request_finish(gw_request_t *req, bool reuse)
 {
     gw_conn_t *c = req->conn;
     gw_worker_t *w = c->worker;
+    record_duration(w, req->start_ns);
     bool keep = reuse && req->keep_alive && req->body_done && !w->draining;
     free_request(c);
     if (!keep) {
