@@ -17,6 +17,7 @@
 #define UP_HEAD_MAX (GW_HTTP_MAX_HEAD + 16 * 1024)
 #define RESP_HEAD_OUT_MAX (GW_HTTP_MAX_HEAD + 8 * 1024)
 #define MAX_STALE_RETRIES 2
+#define REPLAY_MAX (64 * 1024) /* body bytes kept to resend after a stale pooled connection */
 
 typedef struct body_piece_s {
     struct body_piece_s *next;
@@ -40,6 +41,10 @@ typedef struct {
     bool up_head_held;           /* request head waits to leave with the first body bytes */
     bool body_all_received;      /* client body fully received from the client */
     bool body_started;           /* body bytes were handed to an upstream connection */
+    bool up_reused;              /* the current upstream connection came from the pool */
+    bool replayable;             /* every body byte sent so far is kept in sent_* */
+    body_piece_t *sent_head, *sent_tail; /* body bytes sent on a pooled connection, for a resend */
+    size_t sent_bytes;
     bool head_sent;              /* response head went to the client */
     bool resp_done;
     bool up_keepalive;           /* upstream allows reuse */
@@ -72,16 +77,30 @@ static void on_timer_closed(uv_handle_t *h)
     free(px);
 }
 
-static void drop_queue(proxy_t *px)
+static void free_pieces(body_piece_t *p)
 {
-    while (px->q_head) {
-        body_piece_t *p = px->q_head;
-        px->q_head = p->next;
+    while (p) {
+        body_piece_t *next = p->next;
         gw_block_unref(p->b);
         free(p);
+        p = next;
     }
-    px->q_tail = NULL;
+}
+
+static void drop_sent(proxy_t *px)
+{
+    free_pieces(px->sent_head);
+    px->sent_head = px->sent_tail = NULL;
+    px->sent_bytes = 0;
+    px->replayable = false;
+}
+
+static void drop_queue(proxy_t *px)
+{
+    free_pieces(px->q_head);
+    px->q_head = px->q_tail = NULL;
     px->q_bytes = 0;
+    drop_sent(px);
 }
 
 static void release_up(proxy_t *px, bool reusable)
@@ -379,6 +398,19 @@ static void up_write_failed(proxy_t *px, int rc)
     up_on_close(px, rc);
 }
 
+static void retain_sent(proxy_t *px, gw_block_t *b, size_t off, size_t len)
+{
+    body_piece_t *p = gw_malloc(sizeof(*p));
+    p->b = gw_block_ref(b);
+    p->off = off;
+    p->len = len;
+    p->next = NULL;
+    if (px->sent_tail) px->sent_tail->next = p;
+    else px->sent_head = p;
+    px->sent_tail = p;
+    px->sent_bytes += len;
+}
+
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
 {
     px->body_started = true;
@@ -390,8 +422,14 @@ static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
         rc = gw_upconn_write_block(px->up, b, off, len);
     }
     if (rc < 0) {
+        /* Keep the piece for a resend on another connection, if that is still possible. */
+        if (px->replayable && px->sent_bytes + len <= REPLAY_MAX) retain_sent(px, b, off, len);
         up_write_failed(px, rc);
         return;
+    }
+    if (px->replayable) {
+        if (!px->got_response_bytes && px->sent_bytes + len <= REPLAY_MAX) retain_sent(px, b, off, len);
+        else drop_sent(px);
     }
     gw_request_t *req = px->req;
     if (req && !req->body_done && gw_upconn_write_queue(px->up) >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
@@ -405,6 +443,8 @@ static void proxy_connect(proxy_t *px)
     if (!uv_is_active((uv_handle_t *)&px->timer))
         uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)w->flags->proxy_timeout * 1000, 0);
     int rc = gw_upstream_get(w->pool, &px->api->target, px->api->skip_verify, &up_cb, px, &px->up);
+    px->up_reused = rc == GW_OK;
+    px->replayable = px->up_reused && !px->body_started;
     if (rc == GW_OK) {
         GW_COUNT(w, upstream_reused, 1);
         up_on_connect(px, 0, NULL);
@@ -598,6 +638,7 @@ static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
 {
     proxy_t *px = ud;
     px->got_response_bytes = true;
+    if (px->sent_head) drop_sent(px);
     while (!px->head_sent && len > 0) {
         const char *p;
         size_t avail, before = px->resp_buf.len;
@@ -695,11 +736,23 @@ static void up_on_close(void *ud, int status)
         }
         return;
     }
-    /* A pooled connection the server had closed: retry when nothing can have been lost. */
+    /* A pooled connection the server had closed (it answered nothing): send the request again
+     * on another connection when every body byte sent so far can be sent again. */
     gw_request_t *req = px->req;
-    if (req && !px->got_response_bytes && px->retries < MAX_STALE_RETRIES && !px->body_started &&
-        req->body_kind == GW_BODY_NONE) {
+    if (req && px->up_reused && !px->got_response_bytes && px->retries < MAX_STALE_RETRIES &&
+        (!px->body_started || px->replayable)) {
         px->retries++;
+        if (px->sent_head) {
+            /* The kept pieces go first, before anything still queued from the client. */
+            px->sent_tail->next = px->q_head;
+            if (!px->q_head) px->q_tail = px->sent_tail;
+            px->q_head = px->sent_head;
+            px->q_bytes += px->sent_bytes;
+            px->sent_head = px->sent_tail = NULL;
+            px->sent_bytes = 0;
+        }
+        px->body_started = false;
+        px->up_head_held = false;
         proxy_connect(px);
         return;
     }

@@ -2,6 +2,8 @@
 import os
 import time
 
+import pytest
+
 import helpers as H
 
 
@@ -80,6 +82,22 @@ def test_upstream_closed_idle_pooled_connection(main_gw):
         time.sleep(0.2)
         r = H.get(main_gw.proxy, "/e2e/root/echo/after-close-%d" % i)
         assert r.status == 200, (i, r)
+
+
+@pytest.mark.parametrize("method,body", [("GET", None), ("POST", b"x" * 5000), ("PUT", b"")],
+                         ids=["GET", "POST-5000", "PUT-empty"])
+def test_request_resent_when_pooled_connection_dies_unanswered(main_gw, method, body):
+    """The pooled upstream connection is closed by the server as the next request arrives
+    (nothing answered): the gateway sends the request again on a new connection, body
+    included, instead of failing it."""
+    with H.RawConn(main_gw.proxy, timeout=10) as c:
+        r = c.request("GET", "/e2e/root/dropnext")
+        assert r.status == 200, r
+        r = c.request(method, "/e2e/root/echo/resent", body=body)
+        assert r.status == 200, r
+        doc = r.json()
+        assert doc["method"] == method
+        assert doc["body_len"] == len(body or b""), doc
 
 
 def test_truncated_upstream_body_is_not_presented_complete(main_gw):

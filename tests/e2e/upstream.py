@@ -24,6 +24,9 @@ else is answered by the echo handler.
   closeafter                  normal 200 (no "Connection: close"), then the connection is closed
   truncated?size=N&send=M     Content-Length N but only M bytes, then close
   eofbody                     HTTP/1.1 200 without Content-Length/chunked: body ends at close
+  dropnext                    normal 200 keeping the connection, but the next request on it is
+                              read and then the connection is closed unanswered (a keep-alive
+                              connection the server closed just as the client reused it)
 """
 import argparse
 import hashlib
@@ -40,7 +43,7 @@ from urllib.parse import parse_qs
 PATTERN_BLOCK = hashlib.shake_256(b"appgw-e2e-pattern").digest(1 << 20)
 
 SPECIALS = {"status", "redirect", "created", "slow", "slowbody", "broken", "reset", "chunked",
-            "upload", "download", "hopresp", "echo", "closeafter", "truncated", "eofbody"}
+            "upload", "download", "hopresp", "echo", "closeafter", "truncated", "eofbody", "dropnext"}
 
 
 def pattern_bytes(offset, n):
@@ -142,6 +145,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- dispatch -----------------------------------------------------------------
     def dispatch(self):
+        if getattr(self, "_drop_next", False):
+            self.consume_body()
+            self.close_connection = True
+            return
         target = self.path
         path, sep, query = target.partition("?")
         self.raw_path = path
@@ -303,6 +310,13 @@ def _h_eofbody(self, rest):
     self.close_connection = True
 
 
+def _h_dropnext(self, rest):
+    self.consume_body()
+    self.send_simple(200, b"the next request on this connection is dropped")
+    self._drop_next = True
+
+
+Handler.h_dropnext = _h_dropnext
 Handler.h_closeafter = _h_closeafter
 Handler.h_truncated = _h_truncated
 Handler.h_eofbody = _h_eofbody
