@@ -50,7 +50,7 @@ static const flag_def_t flag_defs[] = {
     {"workers", FLAG_INT, F_OFF(workers), 1, 256, "online CPUs", "number of worker threads (event loops)"},
     {"shutdownGrace", FLAG_INT, F_OFF(shutdown_grace), 0, 3600, "30",
      "seconds in-flight requests get to finish after SIGTERM"},
-    {"listenAddress", FLAG_STR, F_OFF(listen_address), 0, 0, "0.0.0.0", "address all three ports listen on"},
+    {"listenAddress", FLAG_STR, F_OFF(listen_address), 0, 0, "", "address all three ports listen on; empty: every IPv6 and IPv4 address"},
 };
 
 static char **str_field(gw_flags_t *f, const flag_def_t *d) { return (char **)(void *)((char *)f + d->off); }
@@ -79,7 +79,7 @@ static void set_defaults(gw_flags_t *f)
     f->config_dir = gw_strdup("");
     f->workers = default_workers();
     f->shutdown_grace = 30;
-    f->listen_address = gw_strdup("0.0.0.0");
+    f->listen_address = gw_strdup("");
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -201,7 +201,10 @@ void gw_flags_usage(FILE *out)
     for (size_t i = 0; i < GW_ARRAY_SIZE(flag_defs); i++) {
         const flag_def_t *d = &flag_defs[i];
         const char *type = d->kind == FLAG_INT ? "int" : "string";
-        fprintf(out, "  -%-28s %-6s %s (default %s)\n", d->name, type, d->help, d->def);
+        if (d->def[0])
+            fprintf(out, "  -%-28s %-6s %s (default %s)\n", d->name, type, d->help, d->def);
+        else
+            fprintf(out, "  -%-28s %-6s %s (default \"\")\n", d->name, type, d->help);
     }
     fprintf(out, "  -%-28s %-6s %s\n", "h, -help", "", "print this help and exit");
 }

@@ -18,7 +18,7 @@ typedef struct {
     char *config_dir;           /* configDir, "" = built-in default chosen by main */
     int workers;                /* workers, default: online CPUs */
     int shutdown_grace;         /* shutdownGrace, 30 (seconds in-flight requests get on SIGTERM) */
-    char *listen_address;       /* listenAddress, "0.0.0.0" (address for all three ports) */
+    char *listen_address;       /* listenAddress, "" = all addresses: "::" dual-stack, else 0.0.0.0 */
 } gw_flags_t;
 
 /* Fills f with defaults, then applies argv. Accepts -name=value, --name=value, -name value,

@@ -3,6 +3,7 @@
 #include "core/worker.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,31 +17,46 @@
 #include "util/block.h"
 #include "util/log.h"
 
-int gw_listener_socket(const char *addr, int port)
+static int bound_socket(const struct sockaddr_storage *ss, bool dual_stack)
 {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    int family = AF_INET;
-    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0) {
-        if (uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0) return -EINVAL;
-        family = AF_INET6;
-    }
+    int family = ss->ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    int one = 1;
+    int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (family == AF_INET6 && dual_stack) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
         int e = errno;
         close(fd);
         return -e;
     }
     socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-    if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0) {
         int e = errno;
         close(fd);
         return -e;
     }
     return fd;
+}
+
+int gw_listener_socket(const char *addr, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (!addr || !addr[0]) {
+        /* Every address, like the original's ":port": IPv6 with IPv4-mapped addresses when the
+         * host has IPv6, plain IPv4 otherwise. */
+        uv_ip6_addr("::", port, (struct sockaddr_in6 *)&ss);
+        int fd = bound_socket(&ss, true);
+        if (fd != -EAFNOSUPPORT && fd != -EADDRNOTAVAIL) return fd;
+        memset(&ss, 0, sizeof(ss));
+        uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&ss);
+        return bound_socket(&ss, false);
+    }
+    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0)
+        return -EINVAL;
+    return bound_socket(&ss, false);
 }
 
 void gw_pin_put(gw_pin_t *p)

@@ -649,6 +649,9 @@ static void start_conn(gw_listener_t *l, int fd)
             uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
         else
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        /* IPv4 clients of a dual-stack listener: report 1.2.3.4, not ::ffff:1.2.3.4. */
+        if (strncmp(c->peer_ip, "::ffff:", 7) == 0 && strchr(c->peer_ip + 7, '.'))
+            memmove(c->peer_ip, c->peer_ip + 7, strlen(c->peer_ip + 7) + 1);
     }
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;

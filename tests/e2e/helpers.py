@@ -672,6 +672,7 @@ class Gateway:
                 "logLevel": log_level, "proxyTimeout": 10, "requestTimeout": 10, "shutdownGrace": 3,
                 "applicationSecretsNamespace": NS}
         base.update(flags or {})
+        base = {k: v for k, v in base.items() if v is not None}  # None: leave the flag out
         self.argv = [binp]
         for i, (k, v) in enumerate(base.items()):
             style = arg_style if arg_style != "mixed" else ("double", "single", "single_space", "double_space")[i % 4]

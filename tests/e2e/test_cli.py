@@ -56,3 +56,31 @@ def test_original_flags_accepted(tmpdir_str):
     os.makedirs(cfg)
     with H.gateway(tmpdir_str, cfg, flags={"proxyCacheTTL": 120}) as gw:
         assert H.get(gw.admin, "/v1/health").status == 200
+
+
+def test_default_listen_address_serves_ipv4_and_ipv6(tmpdir_str, upstream):
+    """Without --listenAddress every address is served, like the original's ":8080"; IPv4
+    clients of the dual-stack socket appear as plain IPv4 in X-Forwarded-For."""
+    import socket
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [H.application("t", [H.service("Up", [H.entry(upstream.url())])])])
+    with H.gateway(tmpdir_str, cfg, flags={"listenAddress": None}) as gw:
+        r = H.get(gw.proxy, "/t/up/echo/v4")
+        assert r.status == 200, r
+        assert H.hvals(H.echo_headers(r), "X-Forwarded-For") == ["127.0.0.1"], r
+        try:
+            s6 = socket.create_connection(("::1", gw.proxy), timeout=5)
+        except OSError:
+            return  # no IPv6 on this host: the IPv4 fallback above is what counts
+        with s6:
+            s6.sendall(b"GET /t/up/echo/v6 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                d = s6.recv(65536)
+                if not d:
+                    break
+                data += d
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert b'["X-Forwarded-For", "::1"]' in body, body

@@ -47,7 +47,7 @@ static void test_defaults(void)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     CHECK_EQ_INT(f.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     CHECK_EQ_INT(f.shutdown_grace, 30);
-    CHECK_EQ_STR(f.listen_address, "0.0.0.0");
+    CHECK_EQ_STR(f.listen_address, "");
     CHECK_EQ_STR(err, "");
     gw_flags_free(&f);
     CHECK(f.api_server_url == NULL && f.listen_address == NULL);
@@ -222,7 +222,7 @@ static void test_usage(void)
                            "-proxyPortCompass", "-externalAPIPort", "-logLevel", "-proxyTimeout",
                            "-requestTimeout", "-proxyCacheTTL", "-configDir", "-workers", "-shutdownGrace",
                            "-listenAddress", "kyma-system", "(default 8080)", "(default 8082)", "(default 8081)",
-                           "(default info)", "(default 120)", "(default 30)", "(default 0.0.0.0)"};
+                           "(default info)", "(default 120)", "(default 30)", "every IPv6 and IPv4 address (default \"\")"};
     for (size_t i = 0; i < GW_ARRAY_SIZE(names); i++) {
         if (!strstr(text, names[i])) fprintf(stderr, "usage lacks %s\n", names[i]);
         CHECK(strstr(text, names[i]) != NULL);
