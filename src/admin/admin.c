@@ -31,6 +31,7 @@ void gw_admin_render_metrics(gw_buf_t *o)
     static const double bounds[] = GW_DURATION_BUCKETS;
     uint64_t buckets[GW_NDURATION_BUCKETS + 1] = {0}, sum_us = 0;
     uint64_t accepted = 0, active = 0, accept_err = 0, connects = 0, reused = 0, up_err = 0, in = 0, out = 0;
+    uint64_t tls_hs = 0, tls_resumed = 0;
     for (int i = 0; i < nworkers; i++) {
         gw_counters_t *c = &workers[i].counters;
         for (int s = 0; s < 600; s++) by_status[s] += LOAD(c->requests_by_status[s]);
@@ -42,6 +43,8 @@ void gw_admin_render_metrics(gw_buf_t *o)
         connects += LOAD(c->upstream_connects);
         reused += LOAD(c->upstream_reused);
         up_err += LOAD(c->upstream_errors);
+        tls_hs += LOAD(c->upstream_tls_handshakes);
+        tls_resumed += LOAD(c->upstream_tls_resumed);
         in += LOAD(c->bytes_in);
         out += LOAD(c->bytes_out);
     }
@@ -68,6 +71,9 @@ void gw_admin_render_metrics(gw_buf_t *o)
     METRIC("appgw_upstream_connects_total", "counter", "New upstream connections started.", connects);
     METRIC("appgw_upstream_reused_total", "counter", "Requests sent on a pooled upstream connection.", reused);
     METRIC("appgw_upstream_errors_total", "counter", "Upstream failures (connect, TLS, timeout, malformed).", up_err);
+    METRIC("appgw_upstream_tls_handshakes_total", "counter", "TLS handshakes with upstreams.", tls_hs);
+    METRIC("appgw_upstream_tls_resumed_total", "counter", "Upstream TLS handshakes that resumed a session.",
+           tls_resumed);
     METRIC("appgw_request_body_bytes_total", "counter", "Request body bytes received from clients.", in);
     METRIC("appgw_response_body_bytes_total", "counter", "Response body bytes forwarded to clients.", out);
     gw_snapshot_t *snap = gw_config_acquire();

@@ -166,7 +166,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
     w->grace_timer.data = w;
     uv_timer_init(&w->loop, &w->poll_timer);
     w->poll_timer.data = w;
-    w->pool = gw_upstream_pool_new(&w->loop);
+    w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
     w->pin = pin_new(gw_config_acquire());
     gw_config_subscribe(&w->wake);
     return uv_thread_create(&w->thread, worker_main, w);

@@ -49,6 +49,8 @@ typedef struct {
     uint64_t upstream_connects;
     uint64_t upstream_reused;
     uint64_t upstream_errors;
+    uint64_t upstream_tls_handshakes;
+    uint64_t upstream_tls_resumed;    /* handshakes that resumed a session */
     uint64_t bytes_in;                /* request body bytes forwarded */
     uint64_t bytes_out;               /* response body bytes forwarded */
 } gw_counters_t;

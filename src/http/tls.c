@@ -2,6 +2,7 @@
 #include "http/tls.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,30 @@ struct gw_tls_ctx_s {
     SSL_CTX *ctx;
 };
 
+/* ex_data index on SSL objects pointing at their gw_tls_session_slot_t. */
+static int slot_index = -1;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+
+static void slot_index_init(void)
+{
+    slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* A server issued a session on this connection: it replaces the slot's older one. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    gw_tls_session_slot_t *slot = slot_index >= 0 ? SSL_get_ex_data(ssl, slot_index) : NULL;
+    if (!slot) return 0;
+    if (slot->session) SSL_SESSION_free(slot->session);
+    slot->session = sess;
+    return 1; /* we keep the reference */
+}
+
 struct gw_tls_s {
     SSL *ssl;
     BIO *rbio; /* ciphertext in (we write, SSL reads) */
     BIO *wbio; /* ciphertext out (SSL writes, we read) */
+    bool failed; /* a protocol error happened: its session must not be resumed */
     char err[160];
 };
 
@@ -73,6 +94,9 @@ gw_tls_ctx_t *gw_tls_ctx_new(bool verify, const char *crt_pem, const char *key_p
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    pthread_once(&slot_once, slot_index_init);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     if (verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
@@ -136,6 +160,13 @@ fail:
 void gw_tls_free(gw_tls_t *t)
 {
     if (!t) return;
+    /* OpenSSL marks the session of a connection freed without a shutdown as not resumable.
+     * Our connections end by close, not by close_notify, so unless TLS itself failed, record
+     * a (quiet) shutdown to keep the session for the next connection. */
+    if (!t->failed && SSL_is_init_finished(t->ssl)) {
+        SSL_set_quiet_shutdown(t->ssl, 1);
+        SSL_shutdown(t->ssl);
+    }
     SSL_free(t->ssl); /* frees both BIOs */
     free(t);
 }
@@ -160,6 +191,7 @@ static int fail(gw_tls_t *t, int r)
         snprintf(t->err, sizeof(t->err), "TLS error %d", SSL_get_error(t->ssl, r));
     }
     ERR_clear_error();
+    t->failed = true;
     return GW_EBADMSG;
 }
 
@@ -202,5 +234,20 @@ size_t gw_tls_take_out(gw_tls_t *t, char *buf, size_t cap)
     int r = BIO_read(t->wbio, buf, (int)GW_MIN(cap, (size_t)0x7fffffff));
     return r > 0 ? (size_t)r : 0;
 }
+
+void gw_tls_use_session_slot(gw_tls_t *t, gw_tls_session_slot_t *slot)
+{
+    if (slot_index < 0) return;
+    SSL_set_ex_data(t->ssl, slot_index, slot);
+    if (slot->session) SSL_set_session(t->ssl, slot->session);
+}
+
+void gw_tls_session_slot_clear(gw_tls_session_slot_t *slot)
+{
+    if (slot->session) SSL_SESSION_free(slot->session);
+    slot->session = NULL;
+}
+
+bool gw_tls_session_reused(gw_tls_t *t) { return SSL_session_reused(t->ssl) == 1; }
 
 const char *gw_tls_error(gw_tls_t *t) { return t->err[0] ? t->err : "TLS error"; }

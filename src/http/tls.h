@@ -21,6 +21,20 @@ void gw_tls_ctx_free(gw_tls_ctx_t *ctx);
 gw_tls_t *gw_tls_new(gw_tls_ctx_t *ctx, const char *hostname);
 void gw_tls_free(gw_tls_t *t);
 
+/* Where the sessions of one upstream (host, port, TLS settings) are kept for resumption: the
+ * newest session a server issued. Zeroed memory is an empty slot. Owned by the caller; free
+ * with gw_tls_session_slot_clear, and only after every gw_tls_t using it is freed. */
+typedef struct {
+    void *session; /* SSL_SESSION * */
+} gw_tls_session_slot_t;
+
+/* Offers the slot's session for resumption on this (not yet started) connection, and keeps
+ * the sessions the server issues on it (TLS 1.3 tickets arrive after the handshake) there. */
+void gw_tls_use_session_slot(gw_tls_t *t, gw_tls_session_slot_t *slot);
+void gw_tls_session_slot_clear(gw_tls_session_slot_t *slot);
+/* True when the handshake resumed a session. */
+bool gw_tls_session_reused(gw_tls_t *t);
+
 /* Hands ciphertext received from the socket to the layer. Returns 0 or GW_ENOMEM. */
 int gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
 

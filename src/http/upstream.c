@@ -41,6 +41,7 @@ typedef struct pool_key_s {
     uint16_t port;
     bool https, verify;
     gw_upconn_t *idle;   /* LIFO list of idle connections */
+    gw_tls_session_slot_t tls_session; /* newest TLS session of this upstream, for resumption */
     size_t nidle;
 } pool_key_t;
 
@@ -77,6 +78,7 @@ struct gw_upstream_pool_s {
     pool_key_t *buckets[POOL_BUCKETS];
     dns_entry_t *dns;
     gw_tls_ctx_t *tls_verify, *tls_noverify;
+    gw_counters_t *counters;
     size_t nidle;
     bool freeing;
     size_t live; /* connections not yet freed */
@@ -105,10 +107,11 @@ static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool ve
     return k;
 }
 
-gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop)
+gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop, gw_counters_t *counters)
 {
     gw_upstream_pool_t *p = gw_calloc(1, sizeof(*p));
     p->loop = loop;
+    p->counters = counters;
     return p;
 }
 
@@ -119,6 +122,7 @@ static void pool_maybe_free(gw_upstream_pool_t *p)
         while (p->buckets[i]) {
             pool_key_t *k = p->buckets[i];
             p->buckets[i] = k->next;
+            gw_tls_session_slot_clear(&k->tls_session);
             free(k->hostname);
             free(k);
         }
@@ -424,6 +428,11 @@ static void handshake_step(gw_upconn_t *c)
         fail_user(c, UV_EPROTO, gw_tls_error(c->tls));
         return;
     }
+    if (c->pool->counters) {
+        __atomic_fetch_add(&c->pool->counters->upstream_tls_handshakes, 1, __ATOMIC_RELAXED);
+        if (gw_tls_session_reused(c->tls))
+            __atomic_fetch_add(&c->pool->counters->upstream_tls_resumed, 1, __ATOMIC_RELAXED);
+    }
     connected(c);
     /* Application data may have arrived together with the end of the handshake. */
     if (c->state == UP_ACTIVE) deliver_tls(c);
@@ -608,6 +617,7 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
     if (t->https) {
         gw_tls_ctx_t *ctx = tls_ctx(p, !skip_verify);
         c->tls = ctx ? gw_tls_new(ctx, t->hostname) : NULL;
+        if (c->tls) gw_tls_use_session_slot(c->tls, &k->tls_session);
     }
     *out = c;
     /* Resolve (or use the cache / an IP literal), then connect; always asynchronously. */

@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include "core/worker.h"
 #include "registry/snapshot.h"
 #include "util/block.h"
 
@@ -33,7 +34,8 @@ typedef struct {
 #define GW_UP_HIGH_WATER (256 * 1024)
 #define GW_UP_LOW_WATER (64 * 1024)
 
-gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop);
+/* counters (may be NULL) receive the TLS handshake statistics. */
+gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop, gw_counters_t *counters);
 /* Closes idle connections and frees the pool once in-use connections are released. */
 void gw_upstream_pool_free(gw_upstream_pool_t *p);
 

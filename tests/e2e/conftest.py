@@ -97,6 +97,7 @@ def main_config(up, ngx, closed):
             svc("Nginx Upload", [e(N + "/upload")]),
             svc("Tls", [e("https://localhost:%d/tls" % ngx.https)]),
             svc("Tls Ip", [e("https://127.0.0.1:%d/tls" % ngx.https)]),
+            svc("Tls Once", [e("https://localhost:%d/tls-once" % ngx.https)]),
             svc("Tls Untrusted", [e("https://127.0.0.1:%d/u" % ngx.untrusted)]),
             svc("Tls Wrong Host", [e("https://localhost:%d/w" % ngx.wronghost)]),
         ]),

@@ -46,6 +46,27 @@ def test_https_upstream_connections_pooled_across_idle_gaps(main_gw, nginx):
     assert new <= 2, "%d new upstream connections for 10 sequential HTTPS requests" % new
 
 
+def test_https_new_connections_resume_tls_sessions(main_gw, nginx):
+    """nginx closes every connection of /tls-once after one request, so each request needs a
+    new upstream connection; after the first per worker, the handshakes resume the session the
+    server issued (TLS 1.3 tickets) instead of doing a full handshake."""
+    hs0 = _metric(main_gw, "appgw_upstream_tls_handshakes_total")
+    res0 = _metric(main_gw, "appgw_upstream_tls_resumed_total")
+    bodies = []
+    for i in range(8):
+        r = H.get(main_gw.proxy, "/e2e/tls-once/r%d" % i)
+        assert r.status == 200, r
+        bodies.append(r.body)
+    hs = _metric(main_gw, "appgw_upstream_tls_handshakes_total") - hs0
+    res = _metric(main_gw, "appgw_upstream_tls_resumed_total") - res0
+    # idle connections pooled by earlier /tls requests (same host and port) may serve the first
+    # request of each worker; every later one needs a new connection
+    assert hs >= 4, "expected new upstream connections, got %d handshakes" % hs
+    # at most the first handshake of each of the 2 workers cannot resume
+    assert res >= hs - 2, "only %d of %d handshakes resumed a session" % (res, hs)
+    assert sum(b == b"once reused=r\n" for b in bodies) >= 4, bodies
+
+
 def test_skip_verify_accepts_untrusted_cert(main_gw, nginx):
     r = H.get(main_gw.proxy, "/skipverify/untrusted/x")
     assert r.status == 200, r
