@@ -232,16 +232,6 @@ int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
     return rc;
 }
 
-int gw_request_write_heap(gw_request_t *req, char *p, size_t len)
-{
-    req->responded = true;
-    if (!len) {
-        free(p);
-        return 0;
-    }
-    return conn_write(req->conn, NULL, p, p, len);
-}
-
 size_t gw_request_write_queue(const gw_request_t *req)
 {
     return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp);

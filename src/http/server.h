@@ -66,8 +66,6 @@ int gw_request_write_copy(gw_request_t *req, const void *p, size_t len);
  * reference taken) with a single writev where possible. */
 int gw_request_write_head_and_block(gw_request_t *req, char *head, size_t hlen, gw_block_t *b, size_t off,
                                     size_t len);
-/* Queues p[0..len), a malloc'd buffer whose ownership passes to the connection. */
-int gw_request_write_heap(gw_request_t *req, char *p, size_t len);
 /* Bytes queued to the client and not yet written. */
 size_t gw_request_write_queue(const gw_request_t *req);
 

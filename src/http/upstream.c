@@ -55,7 +55,6 @@ struct gw_upconn_s {
     gw_upconn_t *idle_next;
     up_state_t state;
     bool released;      /* the user let go while we were still resolving/connecting */
-    bool reused;
     bool reading;
     bool paused;
     bool above_high_water;
@@ -79,7 +78,6 @@ struct gw_upstream_pool_s {
     dns_entry_t *dns;
     gw_tls_ctx_t *tls_verify, *tls_noverify;
     gw_counters_t *counters;
-    size_t nidle;
     bool freeing;
     size_t live; /* connections not yet freed */
 };
@@ -147,14 +145,11 @@ void gw_upstream_pool_free(gw_upstream_pool_t *p)
                 gw_upconn_t *c = k->idle;
                 k->idle = c->idle_next;
                 k->nidle--;
-                p->nidle--;
                 c->state = UP_ACTIVE;
                 up_close(c);
             }
     pool_maybe_free(p);
 }
-
-size_t gw_upstream_pool_idle(const gw_upstream_pool_t *p) { return p->nidle; }
 
 /* ---------- closing ---------- */
 
@@ -177,7 +172,6 @@ static void remove_idle(gw_upconn_t *c)
         if (*pp == c) {
             *pp = c->idle_next;
             k->nidle--;
-            c->pool->nidle--;
             break;
         }
     }
@@ -400,8 +394,6 @@ void gw_upconn_resume(gw_upconn_t *c)
     if (c->state == UP_ACTIVE) up_read_start(c);
 }
 
-bool gw_upconn_reused(const gw_upconn_t *c) { return c->reused; }
-
 /* ---------- connecting ---------- */
 
 static void connected(gw_upconn_t *c)
@@ -595,7 +587,6 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
         c->state = UP_ACTIVE;
         c->cb = cb;
         c->ud = ud;
-        c->reused = true;
         c->released = false;
         c->paused = false;
         c->above_high_water = false;
@@ -691,7 +682,6 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
     c->idle_next = k->idle;
     k->idle = c;
     k->nidle++;
-    p->nidle++;
     up_read_start(c);
     uv_timer_start(&c->idle_timer, on_conn_timer, POOL_IDLE_TIMEOUT_MS, 0);
 }

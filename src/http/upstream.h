@@ -58,14 +58,8 @@ size_t gw_upconn_write_queue(const gw_upconn_t *c);
 void gw_upconn_pause(gw_upconn_t *c);
 void gw_upconn_resume(gw_upconn_t *c);
 
-/* True if this connection was taken from the pool (it may have gone stale). */
-bool gw_upconn_reused(const gw_upconn_t *c);
-
 /* The user is done. reusable: the last response was complete and the connection may carry
  * another request; it goes back to the pool. Otherwise it is closed. */
 void gw_upconn_release(gw_upconn_t *c, bool reusable);
-
-/* Pool statistics for metrics. */
-size_t gw_upstream_pool_idle(const gw_upstream_pool_t *p);
 
 #endif
