@@ -37,6 +37,40 @@ def test_http10_client_gets_close(main_gw):
         assert c.wait_closed(3), "HTTP/1.0 request without keep-alive must end with close"
 
 
+def _read_all(c, timeout=10):
+    import socket, time
+    data = c.buf
+    c.buf = b""
+    c.sock.settimeout(timeout)
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            d = c.sock.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            return data, True
+        data += d
+    return data, False
+
+
+def test_http10_client_gets_chunked_upstream_body_decoded(main_gw):
+    """An HTTP/1.0 client cannot read chunked framing: the body arrives decoded, delimited by
+    the close of the connection."""
+    from upstream import pattern_bytes
+    with H.RawConn(main_gw.proxy) as c:
+        c.send(b"GET /e2e/root/chunked?n=40&size=3000 HTTP/1.0\r\nHost: a\r\n\r\n")
+        data, closed = _read_all(c)
+    assert closed, "connection not closed after a close-delimited body"
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0].startswith(b"HTTP/1.1 200"), head
+    names = [ln.split(b":", 1)[0].strip().lower() for ln in lines[1:]]
+    assert b"transfer-encoding" not in names, head
+    assert b"content-length" not in names, head
+    assert body == pattern_bytes(0, 40 * 3000), (len(body), body[:40])
+
+
 def test_connection_close_honoured(main_gw):
     with H.RawConn(main_gw.proxy) as c:
         r = c.request("GET", "/e2e/echo/x", [("Connection", "close")])
