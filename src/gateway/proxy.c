@@ -39,6 +39,7 @@ typedef struct {
     size_t q_bytes;
     bool connected;
     bool up_head_held;           /* request head waits to leave with the first body bytes */
+    bool up_write_failed;        /* the upstream stopped taking bytes; its answer or close decides */
     bool body_all_received;      /* client body fully received from the client */
     bool body_started;           /* body bytes were handed to an upstream connection */
     bool up_reused;              /* the current upstream connection came from the pool */
@@ -159,7 +160,8 @@ static void fail_request(proxy_t *px, int status, const char *text)
 static void complete(proxy_t *px)
 {
     gw_request_t *req = px->req;
-    bool up_reusable = px->up_keepalive && px->body_all_received && px->resp_kind != GW_BODY_EOF;
+    bool up_reusable =
+        px->up_keepalive && px->body_all_received && px->resp_kind != GW_BODY_EOF && !px->up_write_failed;
     release_up(px, up_reusable);
     if (req) {
         log_request(px, req, px->status);
@@ -391,11 +393,16 @@ static void on_proxy_timeout(uv_timer_t *t)
     fail_request(px, 504, "timeout while waiting for the target API");
 }
 
-/* A write the upstream refused at once: handled like the connection closing. */
+/* The upstream refused a write. It may still answer (servers answer 401/413 before reading an
+ * upload, then close), so keep reading: its response or its close decides. Body bytes that
+ * arrive meanwhile wait in the queue (for a resend after the close, if there is one). */
 static void up_write_failed(proxy_t *px, int rc)
 {
-    release_up(px, false);
-    up_on_close(px, rc);
+    (void)rc;
+    px->up_write_failed = true;
+    px->connected = false;
+    if (!px->head_sent && !uv_is_active((uv_handle_t *)&px->timer))
+        uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)px->worker->flags->proxy_timeout * 1000, 0);
 }
 
 static void retain_sent(proxy_t *px, gw_block_t *b, size_t off, size_t len)
@@ -439,6 +446,7 @@ static void proxy_connect(proxy_t *px)
 {
     gw_worker_t *w = px->worker;
     px->connected = false;
+    px->up_write_failed = false;
     px->got_response_bytes = false;
     if (!uv_is_active((uv_handle_t *)&px->timer))
         uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)w->flags->proxy_timeout * 1000, 0);
@@ -478,7 +486,7 @@ static void up_on_connect(void *ud, int status, const char *reason)
             return;
         }
     }
-    while (px->q_head && px->up) {
+    while (px->q_head && px->up && !px->up_write_failed) {
         body_piece_t *p = px->q_head;
         px->q_head = p->next;
         px->q_bytes -= p->len;
@@ -571,7 +579,9 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     } else if (px->resp_kind == GW_BODY_EOF) {
         px->client_close = true;
     }
-    if (!req->keep_alive || px->worker->draining) px->client_close = true;
+    /* The upstream answers before the upload is over: this connection cannot carry another
+     * request (the rest of the body is discarded while it closes), so say so. */
+    if (!req->keep_alive || px->worker->draining || !px->body_all_received) px->client_close = true;
     if (px->client_close) rc |= gw_buf_puts(&o, "Connection: close\r\n");
     else if (http10) rc |= gw_buf_puts(&o, "Connection: keep-alive\r\n");
     rc |= gw_buf_puts(&o, "\r\n");

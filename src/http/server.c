@@ -49,6 +49,8 @@ struct gw_conn_s {
     uint64_t last_body_ms;          /* loop time of the last body bytes (inactivity timeout) */
     char peer_ip[INET6_ADDRSTRLEN];
     uv_shutdown_t shutdown_req;
+    bool shutdown_done;             /* our FIN was sent (lingering close) */
+    bool peer_eof;                  /* the client closed its side or the connection failed */
 };
 
 static void conn_close(gw_conn_t *c, bool graceful);
@@ -96,7 +98,7 @@ static void abort_request(gw_conn_t *c)
     free_request(c);
 }
 
-#define GW_LINGER_MS (30 * 1000)
+#define GW_LINGER_MS (10 * 1000)
 
 static void close_handles(gw_conn_t *c)
 {
@@ -106,31 +108,44 @@ static void close_handles(gw_conn_t *c)
 
 static void on_shutdown(uv_shutdown_t *s, int status)
 {
-    close_handles(s->data);
+    gw_conn_t *c = s->data;
+    c->shutdown_done = true;
+    /* Our FIN is out after the last response byte; wait for the client's unless it already
+     * closed (or the shutdown failed). */
+    if (status < 0 || c->peer_eof) close_handles(c);
 }
 
-/* A client that does not read its last response is not waited for forever. */
+/* A client that neither reads its last response nor closes is not waited for forever. */
 static void on_linger(uv_timer_t *t)
 {
     close_handles(t->data);
 }
 
-/* Closes the connection; graceful waits (at most GW_LINGER_MS) for queued writes to be
- * flushed first. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Closes the connection. graceful ("lingering close", as nginx does): flush the queued
+ * response, send FIN, and keep reading and discarding what the client still sends (e.g. the
+ * rest of an upload the answer came before) until it closes, at most GW_LINGER_MS. Closing
+ * with unread input would make the kernel send RST, which can destroy the response in the
+ * client's receive buffer. */
 static void conn_close(gw_conn_t *c, bool graceful)
 {
     if (c->state == CONN_CLOSING) return;
     c->state = CONN_CLOSING;
     abort_request(c);
-    uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = false;
-    if (graceful && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+    if (graceful) {
         c->shutdown_req.data = c;
         if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
             uv_timer_start(&c->timer, on_linger, GW_LINGER_MS, 0);
+            if (!c->peer_eof && !c->reading &&
+                uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+                c->reading = true;
             return;
         }
     }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
     close_handles(c);
 }
 
@@ -272,9 +287,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     gw_block_t *b = buf->base ? GW_CONTAINER_OF(buf->base, gw_block_t, data) : NULL;
     if (nread < 0) {
         if (b) gw_block_unref(b);
-        if (c->state == CONN_CLOSING) return;
+        c->peer_eof = true;
+        if (c->state == CONN_CLOSING) {
+            /* Lingering close: the client is done too. */
+            if (c->shutdown_done) close_handles(c);
+            return;
+        }
         /* Client closed or reset: whatever it was doing is over. */
-        conn_close(c, c->req == NULL);
+        conn_close(c, c->req == NULL && nread == UV_EOF);
         return;
     }
     if (nread > 0 && c->state != CONN_CLOSING) process(c, b, 0, (size_t)nread);

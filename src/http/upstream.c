@@ -59,6 +59,7 @@ struct gw_upconn_s {
     bool paused;
     bool above_high_water;
     bool tcp_inited;     /* tcp handle is open (needs uv_close) */
+    bool write_failed;   /* a write failed: nothing more is sent; reading goes on until close */
     bool retry_closing;  /* tcp is closing to retry the next address */
     int handles_open;
     int pending_status;  /* failure to report from the loop (fail_async) */
@@ -212,7 +213,10 @@ static void on_up_write(uv_write_t *w, int status)
     gw_upconn_t *c = gw_write_done(w);
     if (c->state == UP_CLOSING) return;
     if (status < 0) {
-        fail_user(c, status, uv_strerror(status));
+        /* The peer may have answered before closing (e.g. 413 without reading the body):
+         * stop writing, keep reading; the read side reports the close. */
+        c->write_failed = true;
+        if (c->state != UP_ACTIVE) fail_user(c, status, uv_strerror(status));
         return;
     }
     if (c->above_high_water && c->cb &&
@@ -226,7 +230,8 @@ static void on_up_write(uv_write_t *w, int status)
 static int raw_writev(gw_upconn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
 {
     int rc = gw_stream_writev((uv_stream_t *)&c->tcp, heap, hlen, b, p, len, c, on_up_write);
-    if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
+    if (rc < 0) c->write_failed = true;
+    else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
         c->above_high_water = true;
     return rc;
 }
@@ -252,7 +257,7 @@ static int tls_flush(gw_upconn_t *c)
 
 int gw_upconn_write_block(gw_upconn_t *c, gw_block_t *b, size_t off, size_t len)
 {
-    if (c->state != UP_ACTIVE) return UV_EPIPE;
+    if (c->state != UP_ACTIVE || c->write_failed) return UV_EPIPE;
     if (!len) return 0;
     if (c->tls) {
         if (gw_tls_write(c->tls, b->data + off, len) != GW_OK) return UV_EPROTO;
@@ -263,14 +268,15 @@ int gw_upconn_write_block(gw_upconn_t *c, gw_block_t *b, size_t off, size_t len)
 
 int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
 {
-    if (c->state != UP_ACTIVE) return UV_EPIPE;
+    if (c->state != UP_ACTIVE || c->write_failed) return UV_EPIPE;
     if (!len) return 0;
     if (c->tls) {
         if (gw_tls_write(c->tls, p, len) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
     int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, p, len, c, on_up_write);
-    if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
+    if (rc < 0) c->write_failed = true;
+    else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
         c->above_high_water = true;
     return rc;
 }
@@ -278,7 +284,7 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
 int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen, gw_block_t *b, size_t off,
                                    size_t len)
 {
-    if (c->state != UP_ACTIVE) return UV_EPIPE;
+    if (c->state != UP_ACTIVE || c->write_failed) return UV_EPIPE;
     if (c->tls) {
         if (gw_tls_write(c->tls, head, hlen) != GW_OK || gw_tls_write(c->tls, b->data + off, len) != GW_OK)
             return UV_EPROTO;
@@ -672,7 +678,7 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
     if (c->state != UP_ACTIVE) return;
     gw_upstream_pool_t *p = c->pool;
     pool_key_t *k = c->pk;
-    if (!reusable || p->freeing || k->nidle >= POOL_MAX_IDLE_PER_KEY ||
+    if (!reusable || c->write_failed || p->freeing || k->nidle >= POOL_MAX_IDLE_PER_KEY ||
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
         up_close(c);
         return;

@@ -45,7 +45,9 @@ void gw_upstream_pool_free(gw_upstream_pool_t *p);
 int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify,
                     const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out);
 
-/* Queue bytes for the upstream; _block takes its own reference. 0 or a negative error. */
+/* Queue bytes for the upstream; _block takes its own reference. 0 or a negative error. After
+ * a failed write nothing more is sent, but reading goes on: an answer the upstream gave before
+ * closing still arrives through on_data, then on_close reports the end. */
 int gw_upconn_write_block(gw_upconn_t *c, gw_block_t *b, size_t off, size_t len);
 int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len);
 /* head[0..hlen) (copied) followed by b[off..off+len) (own reference), in one writev if

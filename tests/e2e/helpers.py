@@ -592,7 +592,7 @@ http {
     location = /base/redir { return 301 http://127.0.0.1:%(http)d/base/target; }
     location = /base/redir-other { return 302 http://other.example.invalid/base/target; }
     location = /base/info { default_type text/plain; return 200 "nginx method=$request_method uri=$request_uri host=$http_host sni=$ssl_server_name\\n"; }
-    location /tls/ { default_type text/plain; return 200 "tls ok sni=$ssl_server_name uri=$request_uri\\n"; }
+    location /tls/ { client_max_body_size 0; default_type text/plain; return 200 "tls ok sni=$ssl_server_name uri=$request_uri\\n"; }
     location /tls-once/ { keepalive_requests 1; default_type text/plain; return 200 "once reused=$ssl_session_reused\\n"; }
     location /upload {
       client_max_body_size 0;

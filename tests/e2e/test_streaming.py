@@ -109,3 +109,43 @@ def test_download_100mib_content_length(stream_gw):
     download(stream_gw, "/st/up/download?size=%d" % SIZE, U.pattern_sha256(SIZE))
     hwm = check_rss(stream_gw, "all streaming tests")
     print("gateway VmHWM after streaming: %.1f MiB" % (hwm / 1024.0))
+
+
+def test_early_answer_during_upload_reaches_the_client(main_gw):
+    """The upstream answers (401) before reading a large upload: the client gets that answer
+    intact with "Connection: close", and the connection then closes cleanly (the gateway
+    discards the rest of the upload instead of resetting the connection)."""
+    import socket
+    import threading
+    s = socket.create_connection(("127.0.0.1", main_gw.proxy), timeout=20)
+    size = 64 << 20
+    head = b"POST /e2e/root/early HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size
+    sent = [0]
+
+    def pump():
+        try:
+            s.sendall(head)
+            chunk = b"u" * 65536
+            while sent[0] < size:
+                s.sendall(chunk)
+                sent[0] += len(chunk)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < len(b"answered before the upload"):
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+        t.join(10)
+    head_out, _, body = data.partition(b"\r\n\r\n")
+    assert head_out.startswith(b"HTTP/1.1 401"), data[:200]
+    assert b"\r\nConnection: close" in head_out, head_out
+    assert body.startswith(b"answered before the upload"), body[:100]
+    assert H.get(main_gw.proxy, "/e2e/echo/after-early").status == 200

@@ -67,6 +67,25 @@ def test_https_new_connections_resume_tls_sessions(main_gw, nginx):
     assert sum(b == b"once reused=r\n" for b in bodies) >= 4, bodies
 
 
+def test_https_upload_streams_through_tls(main_gw, nginx):
+    """A 4 MiB body goes through the TLS layer (encryption, queueing, backpressure). nginx may
+    answer before it has read the whole body; then the gateway says "Connection: close" and
+    closes cleanly after the answer (no reset destroying it), otherwise the connection is kept."""
+    body = bytes(range(256)) * (4 * 4096)
+    c = H.RawConn(main_gw.proxy, timeout=20)
+    try:
+        for i in range(3):
+            r = c.request("POST", "/e2e/tls/up%d" % i, body=body)
+            assert r.status == 200, r
+            assert r.body == ("tls ok sni=localhost uri=/tls/up%d\n" % i).encode(), r
+            if r.header("Connection", "").lower() == "close":
+                assert c.wait_closed(12), "Connection: close announced but the connection stayed open"
+                c.close()
+                c = H.RawConn(main_gw.proxy, timeout=20)
+    finally:
+        c.close()
+
+
 def test_skip_verify_accepts_untrusted_cert(main_gw, nginx):
     r = H.get(main_gw.proxy, "/skipverify/untrusted/x")
     assert r.status == 200, r

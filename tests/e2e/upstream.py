@@ -24,6 +24,7 @@ else is answered by the echo handler.
   closeafter                  normal 200 (no "Connection: close"), then the connection is closed
   truncated?size=N&send=M     Content-Length N but only M bytes, then close
   eofbody                     HTTP/1.1 200 without Content-Length/chunked: body ends at close
+  early                       401 at once, without reading the request body, then close
   dropnext                    normal 200 keeping the connection, but the next request on it is
                               read and then the connection is closed unanswered (a keep-alive
                               connection the server closed just as the client reused it)
@@ -43,7 +44,7 @@ from urllib.parse import parse_qs
 PATTERN_BLOCK = hashlib.shake_256(b"appgw-e2e-pattern").digest(1 << 20)
 
 SPECIALS = {"status", "redirect", "created", "slow", "slowbody", "broken", "reset", "chunked",
-            "upload", "download", "hopresp", "echo", "closeafter", "truncated", "eofbody", "dropnext"}
+            "upload", "download", "hopresp", "echo", "closeafter", "truncated", "eofbody", "dropnext", "early"}
 
 
 def pattern_bytes(offset, n):
@@ -308,6 +309,14 @@ def _h_eofbody(self, rest):
     self.consume_body()
     self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + b"body until eof " * 1000)
     self.close_connection = True
+
+
+def _h_early(self, rest):
+    self.send_simple(401, b"answered before the upload")
+    self.close_connection = True
+
+
+Handler.h_early = _h_early
 
 
 def _h_dropnext(self, rest):
