@@ -25,6 +25,12 @@ typedef struct body_piece_s {
     size_t off, len;
 } body_piece_t;
 
+/* A FIFO of body pieces, each holding a block reference. Zeroed memory is an empty list. */
+typedef struct {
+    body_piece_t *head, *tail;
+    size_t bytes;
+} piece_list_t;
+
 typedef struct {
     gw_request_t *req;           /* NULL once the client side is finished or gone */
     gw_worker_t *worker;
@@ -35,8 +41,7 @@ typedef struct {
     gw_buf_t up_head;            /* upstream request head */
     size_t path_off, path_len;   /* upstream path+query inside up_head (Location rewriting) */
     gw_str_t prefix;             /* "/{APP}/{SERVICE}[/{ENTRY}]", inside the request's head */
-    body_piece_t *q_head, *q_tail; /* body bytes waiting for the upstream connection */
-    size_t q_bytes;
+    piece_list_t queue;          /* body bytes waiting for the upstream connection */
     bool connected;
     bool up_head_held;           /* request head waits to leave with the first body bytes */
     bool up_write_failed;        /* the upstream stopped taking bytes; its answer or close decides */
@@ -44,8 +49,7 @@ typedef struct {
     bool body_started;           /* body bytes were handed to an upstream connection */
     bool up_reused;              /* the current upstream connection came from the pool */
     bool replayable;             /* every body byte sent so far is kept in sent_* */
-    body_piece_t *sent_head, *sent_tail; /* body bytes sent on a pooled connection, for a resend */
-    size_t sent_bytes;
+    piece_list_t sent;           /* body bytes sent on a pooled connection, for a resend */
     bool head_sent;              /* response head went to the client */
     bool resp_done;
     bool up_keepalive;           /* upstream allows reuse */
@@ -78,29 +82,60 @@ static void on_timer_closed(uv_handle_t *h)
     free(px);
 }
 
-static void free_pieces(body_piece_t *p)
+/* Appends b[off..off+len) to the list, taking a block reference. */
+static void pieces_push(piece_list_t *l, gw_block_t *b, size_t off, size_t len)
 {
-    while (p) {
-        body_piece_t *next = p->next;
+    body_piece_t *p = gw_malloc(sizeof(*p));
+    p->b = gw_block_ref(b);
+    p->off = off;
+    p->len = len;
+    p->next = NULL;
+    if (l->tail) l->tail->next = p;
+    else l->head = p;
+    l->tail = p;
+    l->bytes += len;
+}
+
+/* Detaches the first piece (the caller unrefs its block and frees it); NULL when empty. */
+static body_piece_t *pieces_pop(piece_list_t *l)
+{
+    body_piece_t *p = l->head;
+    if (!p) return NULL;
+    l->head = p->next;
+    if (!l->head) l->tail = NULL;
+    l->bytes -= p->len;
+    return p;
+}
+
+/* Moves all of `front` before the pieces of l; front ends empty. */
+static void pieces_prepend(piece_list_t *l, piece_list_t *front)
+{
+    if (!front->head) return;
+    front->tail->next = l->head;
+    if (!l->head) l->tail = front->tail;
+    l->head = front->head;
+    l->bytes += front->bytes;
+    *front = (piece_list_t){0};
+}
+
+static void pieces_free(piece_list_t *l)
+{
+    body_piece_t *p;
+    while ((p = pieces_pop(l)) != NULL) {
         gw_block_unref(p->b);
         free(p);
-        p = next;
     }
 }
 
 static void drop_sent(proxy_t *px)
 {
-    free_pieces(px->sent_head);
-    px->sent_head = px->sent_tail = NULL;
-    px->sent_bytes = 0;
+    pieces_free(&px->sent);
     px->replayable = false;
 }
 
 static void drop_queue(proxy_t *px)
 {
-    free_pieces(px->q_head);
-    px->q_head = px->q_tail = NULL;
-    px->q_bytes = 0;
+    pieces_free(&px->queue);
     drop_sent(px);
 }
 
@@ -188,9 +223,23 @@ static void abort_both(proxy_t *px)
 
 /* ---------- building the upstream request ---------- */
 
-static bool is_hop(const gw_req_head_t *h, gw_str_t name, const gw_str_t *conn_vals, size_t nconn)
+/* Hop-by-hop headers of one message (§5.3): the fixed ones plus those its Connection
+ * headers name. Used for the request and the response alike. */
+typedef struct {
+    gw_str_t vals[16];
+    size_t n;
+} conn_hops_t;
+
+static void conn_hops_init(conn_hops_t *c, const gw_header_t *h, size_t nh)
 {
-    return gw_is_hop_by_hop(name) || gw_connection_lists(conn_vals, nconn, name);
+    c->n = 0;
+    for (size_t i = 0; i < nh && c->n < GW_ARRAY_SIZE(c->vals); i++)
+        if (GW_STR_IEQ_LIT(h[i].name, "connection")) c->vals[c->n++] = h[i].value;
+}
+
+static bool is_hop(const conn_hops_t *c, gw_str_t name)
+{
+    return gw_is_hop_by_hop(name) || gw_connection_lists(c->vals, c->n, name);
 }
 
 static bool caller_has_header(const gw_req_head_t *h, const char *name)
@@ -204,10 +253,8 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
     const gw_api_t *api = px->api;
     const gw_req_head_t *h = &req->head;
     gw_buf_t *o = &px->up_head;
-    gw_str_t conn_vals[16];
-    size_t nconn = 0;
-    for (size_t i = 0; i < h->nheaders && nconn < GW_ARRAY_SIZE(conn_vals); i++)
-        if (GW_STR_IEQ_LIT(h->headers[i].name, "connection")) conn_vals[nconn++] = h->headers[i].value;
+    conn_hops_t hops;
+    conn_hops_init(&hops, h->headers, h->nheaders);
 
     int rc = gw_buf_append(o, h->method.p, h->method.n);
     rc |= gw_buf_append(o, " ", 1);
@@ -230,7 +277,7 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
     gw_buf_init(&xff, GW_HTTP_MAX_HEAD);
     for (size_t i = 0; i < h->nheaders; i++) {
         gw_str_t n = h->headers[i].name, v = h->headers[i].value;
-        if (is_hop(h, n, conn_vals, nconn)) {
+        if (is_hop(&hops, n)) {
             if (GW_STR_IEQ_LIT(n, "te") && GW_STR_IEQ_LIT(v, "trailers")) {
                 rc |= gw_buf_puts(o, "TE: trailers\r\n");
             }
@@ -393,6 +440,12 @@ static void on_proxy_timeout(uv_timer_t *t)
     fail_request(px, 504, "timeout while waiting for the target API");
 }
 
+/* (Re)starts the proxyTimeout clock: no response head within it means 504. */
+static void start_proxy_timer(proxy_t *px)
+{
+    uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)px->worker->flags->proxy_timeout * 1000, 0);
+}
+
 /* The upstream refused a write. It may still answer (servers answer 401/413 before reading an
  * upload, then close), so keep reading: its response or its close decides. Body bytes that
  * arrive meanwhile wait in the queue (for a resend after the close, if there is one). */
@@ -401,21 +454,7 @@ static void up_write_failed(proxy_t *px, int rc)
     (void)rc;
     px->up_write_failed = true;
     px->connected = false;
-    if (!px->head_sent && !uv_is_active((uv_handle_t *)&px->timer))
-        uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)px->worker->flags->proxy_timeout * 1000, 0);
-}
-
-static void retain_sent(proxy_t *px, gw_block_t *b, size_t off, size_t len)
-{
-    body_piece_t *p = gw_malloc(sizeof(*p));
-    p->b = gw_block_ref(b);
-    p->off = off;
-    p->len = len;
-    p->next = NULL;
-    if (px->sent_tail) px->sent_tail->next = p;
-    else px->sent_head = p;
-    px->sent_tail = p;
-    px->sent_bytes += len;
+    if (!px->head_sent && !uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
 }
 
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
@@ -430,12 +469,12 @@ static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     }
     if (rc < 0) {
         /* Keep the piece for a resend on another connection, if that is still possible. */
-        if (px->replayable && px->sent_bytes + len <= REPLAY_MAX) retain_sent(px, b, off, len);
+        if (px->replayable && px->sent.bytes + len <= REPLAY_MAX) pieces_push(&px->sent, b, off, len);
         up_write_failed(px, rc);
         return;
     }
     if (px->replayable) {
-        if (!px->got_response_bytes && px->sent_bytes + len <= REPLAY_MAX) retain_sent(px, b, off, len);
+        if (!px->got_response_bytes && px->sent.bytes + len <= REPLAY_MAX) pieces_push(&px->sent, b, off, len);
         else drop_sent(px);
     }
     gw_request_t *req = px->req;
@@ -448,8 +487,7 @@ static void proxy_connect(proxy_t *px)
     px->connected = false;
     px->up_write_failed = false;
     px->got_response_bytes = false;
-    if (!uv_is_active((uv_handle_t *)&px->timer))
-        uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)w->flags->proxy_timeout * 1000, 0);
+    if (!uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
     int rc = gw_upstream_get(w->pool, &px->api->target, px->api->skip_verify, &up_cb, px, &px->up);
     px->up_reused = rc == GW_OK;
     px->replayable = px->up_reused && !px->body_started;
@@ -486,15 +524,12 @@ static void up_on_connect(void *ud, int status, const char *reason)
             return;
         }
     }
-    while (px->q_head && px->up && !px->up_write_failed) {
-        body_piece_t *p = px->q_head;
-        px->q_head = p->next;
-        px->q_bytes -= p->len;
+    while (px->queue.head && px->up && !px->up_write_failed) {
+        body_piece_t *p = pieces_pop(&px->queue);
         send_body_piece(px, p->b, p->off, p->len);
         gw_block_unref(p->b);
         free(p);
     }
-    if (!px->q_head) px->q_tail = NULL;
     if (px->req && !px->req->body_done && px->up && gw_upconn_write_queue(px->up) < GW_UP_HIGH_WATER)
         gw_request_resume_body(px->req);
 }
@@ -537,14 +572,12 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     else
         rc |= gw_buf_puts(&o, reason);
     rc |= gw_buf_append(&o, "\r\n", 2);
-    gw_str_t conn_vals[16];
-    size_t nconn = 0;
-    for (size_t i = 0; i < h->nheaders && nconn < GW_ARRAY_SIZE(conn_vals); i++)
-        if (GW_STR_IEQ_LIT(h->headers[i].name, "connection")) conn_vals[nconn++] = h->headers[i].value;
+    conn_hops_t hops;
+    conn_hops_init(&hops, h->headers, h->nheaders);
     bool rewrite_loc = (code >= 300 && code < 400) || code == 201;
     for (size_t i = 0; i < h->nheaders; i++) {
         gw_str_t n = h->headers[i].name, v = h->headers[i].value;
-        if (gw_is_hop_by_hop(n) || gw_connection_lists(conn_vals, nconn, n)) continue;
+        if (is_hop(&hops, n)) continue;
         if (GW_STR_IEQ_LIT(n, "content-length") && px->resp_kind != GW_BODY_LENGTH && !px->is_head &&
             px->resp_kind != GW_BODY_NONE)
             continue;
@@ -648,7 +681,7 @@ static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
 {
     proxy_t *px = ud;
     px->got_response_bytes = true;
-    if (px->sent_head) drop_sent(px);
+    if (px->sent.head) drop_sent(px);
     while (!px->head_sent && len > 0) {
         const char *p;
         size_t avail, before = px->resp_buf.len;
@@ -752,15 +785,8 @@ static void up_on_close(void *ud, int status)
     if (req && px->up_reused && !px->got_response_bytes && px->retries < MAX_STALE_RETRIES &&
         (!px->body_started || px->replayable)) {
         px->retries++;
-        if (px->sent_head) {
-            /* The kept pieces go first, before anything still queued from the client. */
-            px->sent_tail->next = px->q_head;
-            if (!px->q_head) px->q_tail = px->sent_tail;
-            px->q_head = px->sent_head;
-            px->q_bytes += px->sent_bytes;
-            px->sent_head = px->sent_tail = NULL;
-            px->sent_bytes = 0;
-        }
+        /* The kept pieces go first, before anything still queued from the client. */
+        pieces_prepend(&px->queue, &px->sent);
         px->body_started = false;
         px->up_head_held = false;
         proxy_connect(px);
@@ -780,23 +806,14 @@ static void on_body(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bo
     if (!px) return;
     if (last) {
         px->body_all_received = true;
-        if (px->connected && !px->head_sent)
-            uv_timer_start(&px->timer, on_proxy_timeout, (uint64_t)px->worker->flags->proxy_timeout * 1000, 0);
+        if (px->connected && !px->head_sent) start_proxy_timer(px);
     }
     if (len) {
         if (px->connected && px->up) {
             send_body_piece(px, b, off, len);
         } else {
-            body_piece_t *p = gw_malloc(sizeof(*p));
-            p->b = gw_block_ref(b);
-            p->off = off;
-            p->len = len;
-            p->next = NULL;
-            if (px->q_tail) px->q_tail->next = p;
-            else px->q_head = p;
-            px->q_tail = p;
-            px->q_bytes += len;
-            if (!last && px->q_bytes >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
+            pieces_push(&px->queue, b, off, len);
+            if (!last && px->queue.bytes >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
         }
     }
 }
