@@ -73,12 +73,14 @@ static inline unsigned gw__sse2_stop_mask(const char *p, unsigned char max)
 }
 #endif
 
-/* Skips bytes that are neither CTL nor DEL (i.e. >= 0x20, != 0x7f). */
-static inline const char *gw__skip_vchar_sp(const char *p, const char *end)
+/* Skips bytes >= lo that are not DEL. Always inlined with a constant lo, so each caller gets
+ * its own specialised loop: lo 0x20 = no CTL (field values), lo 0x21 = visible only (targets). */
+static inline __attribute__((always_inline)) const char *gw__skip_from(const char *p, const char *end,
+                                                                       unsigned char lo)
 {
 #ifdef __SSE2__
     while (end - p >= 16) {
-        unsigned m = gw__sse2_stop_mask(p, 0x1f);
+        unsigned m = gw__sse2_stop_mask(p, (unsigned char)(lo - 1));
         if (m)
             return p + __builtin_ctz(m);
         p += 16;
@@ -86,36 +88,20 @@ static inline const char *gw__skip_vchar_sp(const char *p, const char *end)
 #endif
     while (end - p >= 8) {
         uint64_t v = gw__load8(p);
-        if (GW__HAS_LESS(v, 0x20) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))
+        if (GW__HAS_LESS(v, lo) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))
             break;
         p += 8;
     }
-    while (p < end && (unsigned char)*p >= 0x20 && *p != 0x7f)
+    while (p < end && (unsigned char)*p >= lo && *p != 0x7f)
         p++;
     return p;
 }
 
+/* Skips bytes that are neither CTL nor DEL (i.e. >= 0x20, != 0x7f). */
+static inline const char *gw__skip_vchar_sp(const char *p, const char *end) { return gw__skip_from(p, end, 0x20); }
+
 /* Skips bytes that are visible (> 0x20, != 0x7f): request-target characters. */
-static inline const char *gw__skip_target(const char *p, const char *end)
-{
-#ifdef __SSE2__
-    while (end - p >= 16) {
-        unsigned m = gw__sse2_stop_mask(p, 0x20);
-        if (m)
-            return p + __builtin_ctz(m);
-        p += 16;
-    }
-#endif
-    while (end - p >= 8) {
-        uint64_t v = gw__load8(p);
-        if (GW__HAS_LESS(v, 0x21) | GW__HAS_ZERO(v ^ (GW__ONES * 0x7f)))
-            break;
-        p += 8;
-    }
-    while (p < end && (unsigned char)*p > 0x20 && *p != 0x7f)
-        p++;
-    return p;
-}
+static inline const char *gw__skip_target(const char *p, const char *end) { return gw__skip_from(p, end, 0x21); }
 
 static inline const char *gw__skip_tchar(const char *p, const char *end)
 {
