@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev libssl-dev libjansson-dev libyaml-dev   # libraries appgw links
+  libcurl4-openssl-dev                      # token, CSRF (and Kubernetes API) requests
   clang libclang-rt-14-dev                  # libFuzzer + sanitizer runtimes
   python3 python3-pytest python3-requests   # end-to-end tests
   nginx-light haproxy wrk curl openssl procps   # test/benchmark peers and tools
@@ -15,6 +16,11 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The OAuth test server (npm package oidc-provider) runs on node; Debian's nodejs and npm
+# unless a node with npm is already there (e.g. from another packaging of nodejs).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
