@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "auth/creds.h"
 #include "core/config.h"
 #include "core/flags.h"
 #include "core/worker.h"
@@ -34,6 +35,7 @@ static int stopping;
 static void on_snapshot(gw_snapshot_t *snap, void *ud)
 {
     (void)ud;
+    gw_broker_snapshot_changed(snap);
     gw_config_publish(snap);
 }
 
@@ -79,6 +81,7 @@ static void on_stop_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&sig_term, on_control_closed);
     uv_close((uv_handle_t *)&sig_int, on_control_closed);
     for (int i = 0; i < control.nlisteners; i++) gw_server_listener_close(&control.listeners[i]);
+    gw_broker_stop();
     control.draining = true;
     gw_server_close_all(&control);
 }
@@ -130,6 +133,10 @@ int main(int argc, char **argv)
     uv_loop_init(&control.loop);
     control.id = -1;
     control.flags = &flags;
+    if (gw_broker_start(&control.loop, &flags) != 0) {
+        fprintf(stderr, "appgw: cannot initialise the HTTP client for token requests\n");
+        return 1;
+    }
     source = gw_source_files_start(&control.loop, dir, flags.secrets_namespace, on_snapshot, NULL);
     if (!source) {
         fprintf(stderr, "appgw: cannot read configuration directory %s\n", dir);

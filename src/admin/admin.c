@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "auth/creds.h"
 #include "core/config.h"
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -80,6 +81,20 @@ void gw_admin_render_metrics(gw_buf_t *o)
     METRIC("appgw_config_generation", "gauge", "Build number of the route table in use.", gw_snapshot_generation(snap));
     METRIC("appgw_config_apis", "gauge", "APIs in the route table in use.", gw_snapshot_api_count(snap));
     gw_snapshot_unref(snap);
+    gw_cred_stats_t cs;
+    gw_cred_stats(&cs);
+    gw_buf_puts(o, "# HELP appgw_credential_fetches_total Token (OAuth) and CSRF token requests made, by outcome.\n"
+                   "# TYPE appgw_credential_fetches_total counter\n");
+    static const char *const kinds[] = {"oauth", "csrf"};
+    for (int k = 0; k < 2; k++) {
+        gw_buf_appendf(o, "appgw_credential_fetches_total{kind=\"%s\",outcome=\"ok\"} %llu\n", kinds[k],
+                       (unsigned long long)cs.fetch_ok[k]);
+        gw_buf_appendf(o, "appgw_credential_fetches_total{kind=\"%s\",outcome=\"error\"} %llu\n", kinds[k],
+                       (unsigned long long)cs.fetch_err[k]);
+    }
+    METRIC("appgw_credential_refreshes_total", "counter", "Tokens renewed ahead of their expiry.", cs.refreshes);
+    METRIC("appgw_credential_waits_total", "counter", "Requests that waited for a token or CSRF fetch.", cs.waits);
+    METRIC("appgw_credential_cache_entries", "gauge", "Tokens and CSRF tokens held in the shared cache.", cs.cached);
 #undef METRIC
 }
 

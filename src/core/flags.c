@@ -51,6 +51,8 @@ static const flag_def_t flag_defs[] = {
     {"shutdownGrace", FLAG_INT, F_OFF(shutdown_grace), 0, 3600, "30",
      "seconds in-flight requests get to finish after SIGTERM"},
     {"listenAddress", FLAG_STR, F_OFF(listen_address), 0, 0, "", "address all three ports listen on; empty: every IPv6 and IPv4 address"},
+    {"retryBodyLimit", FLAG_INT, F_OFF(retry_body_limit), 0, 1024 * 1024 * 1024, "1048576",
+     "request body bytes kept to resend a request (after a 401/403 with fetched tokens, or a stale connection)"},
 };
 
 static char **str_field(gw_flags_t *f, const flag_def_t *d) { return (char **)(void *)((char *)f + d->off); }
@@ -78,6 +80,7 @@ static void set_defaults(gw_flags_t *f)
     f->proxy_cache_ttl = 120;
     f->config_dir = gw_strdup("");
     f->workers = default_workers();
+    f->retry_body_limit = 1024 * 1024;
     f->shutdown_grace = 30;
     f->listen_address = gw_strdup("");
 }

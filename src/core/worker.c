@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/creds.h"
 #include "core/config.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -136,6 +137,8 @@ static void finish_if_idle(gw_worker_t *w)
     uv_close((uv_handle_t *)poll, NULL);
     gw_upstream_pool_free(w->pool);
     w->pool = NULL;
+    gw_creds_free(w->creds); /* no request is left to wait for a credential */
+    w->creds = NULL;
 }
 
 static void worker_main(void *arg)
@@ -167,6 +170,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
     uv_timer_init(&w->loop, &w->poll_timer);
     w->poll_timer.data = w;
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
+    w->creds = gw_creds_new(&w->loop);
     w->pin = pin_new(gw_config_acquire());
     gw_config_subscribe(&w->wake);
     return uv_thread_create(&w->thread, worker_main, w);

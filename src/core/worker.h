@@ -13,6 +13,7 @@
 #include "registry/snapshot.h"
 
 struct gw_upstream_pool_s;
+struct gw_creds_s;
 struct gw_conn_s;
 struct gw_handler_s;
 
@@ -80,6 +81,7 @@ typedef struct gw_worker_s {
     gw_listener_t listeners[GW_MAX_LISTENERS];
     int nlisteners;
     struct gw_upstream_pool_s *pool;
+    struct gw_creds_s *creds;        /* this worker's view of the fetched credentials */
     struct gw_conn_s *conns;         /* all open client connections (for draining) */
     bool draining;
     int stop_requested;              /* set by another thread, read with atomics */

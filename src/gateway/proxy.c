@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/cookie.h"
+#include "auth/creds.h"
 #include "gateway/rewrite.h"
 #include "http/upstream.h"
 #include "util/alloc.h"
@@ -17,7 +19,6 @@
 #define UP_HEAD_MAX (GW_HTTP_MAX_HEAD + 16 * 1024)
 #define RESP_HEAD_OUT_MAX (GW_HTTP_MAX_HEAD + 8 * 1024)
 #define MAX_STALE_RETRIES 2
-#define REPLAY_MAX (64 * 1024) /* body bytes kept to resend after a stale pooled connection */
 
 typedef struct body_piece_s {
     struct body_piece_s *next;
@@ -31,8 +32,22 @@ typedef struct {
     size_t bytes;
 } piece_list_t;
 
+/* Where a request is, and what holds in each phase:
+ * PX_CREDS     waiting for a fetched credential (OAuth or CSRF token): cred_wait is parked in
+ *              the worker's credential view, up is NULL, up_head is empty; the timer bounds the
+ *              wait by proxyTimeout. Body bytes that arrive are queued.
+ * PX_UPSTREAM  up_head is built with the credentials; connecting (up may be NULL only between a
+ *              stale connection's close and the resend), sending the request, waiting for the
+ *              response head; the timer runs as documented in docs/architecture.md. Body bytes
+ *              sent are kept in `sent` while a resend is still possible (replayable).
+ * PX_STREAM    the response head went to the client (held_head may wait for the first body
+ *              bytes); the body streams; no resend of any kind is possible any more.
+ * A 401/403 in PX_UPSTREAM may send the request back to PX_CREDS once (§6.8). */
+typedef enum { PX_CREDS, PX_UPSTREAM, PX_STREAM } px_phase_t;
+
 typedef struct {
     gw_request_t *req;           /* NULL once the client side is finished or gone */
+    px_phase_t phase;
     gw_worker_t *worker;
     gw_pin_t *pin;               /* the snapshot, pinned for the life of the request */
     const gw_api_t *api;
@@ -48,9 +63,15 @@ typedef struct {
     bool body_all_received;      /* client body fully received from the client */
     bool body_started;           /* body bytes were handed to an upstream connection */
     bool up_reused;              /* the current upstream connection came from the pool */
-    bool replayable;             /* every body byte sent so far is kept in sent_* */
-    piece_list_t sent;           /* body bytes sent on a pooled connection, for a resend */
-    bool head_sent;              /* response head went to the client */
+    bool replayable;             /* every body byte sent so far is kept in `sent` */
+    piece_list_t sent;           /* body bytes sent, kept for a resend (at most retryBodyLimit) */
+    bool resp_head_seen;         /* a final response head arrived on this attempt */
+    gw_cred_wait_t cred_wait;    /* PX_CREDS: parked until a credential arrives */
+    gw_cred_values_t creds;      /* serials of the fetched credentials in up_head (slices unset) */
+    bool need_token;             /* an OAuth token is needed (the caller sent no Access-Token) */
+    bool auth_retried;           /* the one resend after 401/403 (§6.8) happened */
+    const gw_header_t *access_token; /* the caller's Access-Token header, or NULL */
+    gw_str_t target_path, query; /* TARGET_PATH and the caller's query, inside the request head */
     bool resp_done;
     bool up_keepalive;           /* upstream allows reuse */
     bool client_close;           /* close the client connection after this response */
@@ -69,6 +90,9 @@ typedef struct {
 } proxy_t;
 
 static void proxy_connect(proxy_t *px);
+static void proxy_start(proxy_t *px);
+static void start_proxy_timer(proxy_t *px);
+static void on_creds(gw_cred_wait_t *w, int status, const char *error);
 
 /* ---------- lifetime ---------- */
 
@@ -149,6 +173,7 @@ static void release_up(proxy_t *px, bool reusable)
 /* Ends the proxy's part; the request (if any) has already been finished or aborted. */
 static void proxy_free(proxy_t *px)
 {
+    gw_creds_cancel(&px->cred_wait);
     release_up(px, false);
     drop_queue(px);
     if (px->req) px->req->data = NULL;
@@ -247,10 +272,18 @@ static bool caller_has_header(const gw_req_head_t *h, const char *name)
     return gw_http_find_header(h->headers, h->nheaders, name) != NULL;
 }
 
-static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_path, gw_str_t query,
-                               const gw_header_t *access_token)
+static bool has_csrf(const gw_api_t *api) { return api->csrf_url && api->csrf_url[0]; }
+
+/* The request head for the upstream: the caller's (minus hop-by-hop and replaced headers), the
+ * forwarding headers, then the credentials: Access-Token, Basic or the OAuth token as
+ * Authorization, the CSRF token with its cookies merged into the caller's (§6.5). */
+static int build_upstream_head(proxy_t *px, gw_request_t *req)
 {
     const gw_api_t *api = px->api;
+    const gw_header_t *access_token = px->access_token;
+    gw_str_t target_path = px->target_path, query = px->query;
+    const gw_cred_values_t *cv = &px->creds;
+    bool csrf = cv->csrf_token.n > 0;
     const gw_req_head_t *h = &req->head;
     gw_buf_t *o = &px->up_head;
     conn_hops_t hops;
@@ -272,9 +305,11 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
     rc |= gw_buf_puts(o, api->target.host_header);
     rc |= gw_buf_puts(o, "\r\n");
 
-    bool replace_auth = access_token != NULL || api->cred_type == GW_CRED_BASIC;
+    bool replace_auth = access_token != NULL || api->cred_type == GW_CRED_BASIC || cv->authorization.n;
     gw_buf_t xff;
     gw_buf_init(&xff, GW_HTTP_MAX_HEAD);
+    gw_str_t *cookies = csrf ? gw_malloc((h->nheaders + 1) * sizeof(*cookies)) : NULL;
+    size_t ncookies = 0;
     for (size_t i = 0; i < h->nheaders; i++) {
         gw_str_t n = h->headers[i].name, v = h->headers[i].value;
         if (is_hop(&hops, n)) {
@@ -287,6 +322,11 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
             GW_STR_IEQ_LIT(n, "access-token"))
             continue;
         if (replace_auth && GW_STR_IEQ_LIT(n, "authorization")) continue;
+        if (csrf && GW_STR_IEQ_LIT(n, "x-csrf-token")) continue;
+        if (csrf && GW_STR_IEQ_LIT(n, "cookie")) {
+            cookies[ncookies++] = v;
+            continue;
+        }
         if (GW_STR_IEQ_LIT(n, "x-forwarded-for")) {
             if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
             rc |= gw_buf_append(&xff, v.p, v.n);
@@ -311,7 +351,26 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
         rc |= gw_buf_puts(o, "Authorization: ");
         rc |= gw_buf_puts(o, api->authorization);
         rc |= gw_buf_puts(o, "\r\n");
+    } else if (cv->authorization.n) {
+        rc |= gw_buf_puts(o, "Authorization: ");
+        rc |= gw_buf_append(o, cv->authorization.p, cv->authorization.n);
+        rc |= gw_buf_puts(o, "\r\n");
     }
+    if (csrf) {
+        rc |= gw_buf_puts(o, "X-csrf-token: ");
+        rc |= gw_buf_append(o, cv->csrf_token.p, cv->csrf_token.n);
+        rc |= gw_buf_puts(o, "\r\n");
+        gw_buf_t ck;
+        gw_buf_init(&ck, GW_HTTP_MAX_HEAD);
+        rc |= gw_cookie_merge(&ck, cookies, ncookies, cv->cookies);
+        if (ck.len) {
+            rc |= gw_buf_puts(o, "Cookie: ");
+            rc |= gw_buf_append(o, ck.base, ck.len);
+            rc |= gw_buf_puts(o, "\r\n");
+        }
+        gw_buf_free(&ck);
+    }
+    free(cookies);
     for (size_t i = 0; i < api->nheaders; i++) {
         if (caller_has_header(h, api->headers[i].name)) continue;
         rc |= gw_buf_appendf(o, "%s: %s\r\n", api->headers[i].name, api->headers[i].value);
@@ -325,16 +384,6 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req, gw_str_t target_p
 }
 
 /* ---------- routing ---------- */
-
-static const char *cred_type_name(gw_cred_type_t t)
-{
-    switch (t) {
-    case GW_CRED_OAUTH: return "OAuth";
-    case GW_CRED_OAUTH_CERT: return "OAuthWithCert";
-    case GW_CRED_CERTGEN: return "CertificateGen";
-    default: return "";
-    }
-}
 
 static void on_request(gw_request_t *req)
 {
@@ -374,27 +423,16 @@ static void on_request(gw_request_t *req)
         return;
     }
     const gw_header_t *access_token = gw_http_find_header(req->head.headers, req->head.nheaders, "access-token");
-    const char *unsupported = NULL;
-    if (!access_token && (api->cred_type == GW_CRED_OAUTH || api->cred_type == GW_CRED_OAUTH_CERT ||
-                          api->cred_type == GW_CRED_CERTGEN))
-        unsupported = cred_type_name(api->cred_type);
-    else if (api->csrf_url && api->csrf_url[0])
-        unsupported = "CSRF token";
-    if (unsupported) {
-        char *msg = gw_asprintf("failed to read API for %s service, %s authentication is not supported by this "
-                                "gateway build",
-                                api->service_name, unsupported);
-        log_request(NULL, req, 500);
-        gw_request_respond_error(req, 500, msg);
-        free(msg);
-        return;
-    }
-
     proxy_t *px = gw_calloc(1, sizeof(*px));
     px->req = req;
     px->worker = w;
     px->pin = gw_pin_get(w->pin);
     px->api = api;
+    px->access_token = access_token;
+    px->need_token = !access_token && gw_api_needs_token(api);
+    px->target_path = rest;
+    px->query = query;
+    px->cred_wait.cb = on_creds;
     px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
     px->status = 0;
     gw_buf_init(&px->up_head, UP_HEAD_MAX);
@@ -409,17 +447,47 @@ static void on_request(gw_request_t *req)
         plen--;
     }
     px->prefix = (gw_str_t){pstart - 1, plen + 1}; /* keeps one leading '/' */
-    if (build_upstream_head(px, req, rest, query, access_token) != GW_OK) {
-        fail_request(px, 431, "request header fields too large");
-        return;
-    }
     if (req->body_done) px->body_all_received = true;
     if (req->expect_continue && !req->body_done) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         gw_request_write_copy(req, cont, sizeof(cont) - 1);
         req->responded = false; /* interim response only */
     }
+    proxy_start(px);
+}
+
+/* Credentials (fetched ones may make the request wait), then the upstream head, then the
+ * connection. Entered from on_request and again for the resend after a 401/403. */
+static void proxy_start(proxy_t *px)
+{
+    if (px->need_token || has_csrf(px->api)) {
+        px->phase = PX_CREDS;
+        if (!uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
+        if (gw_creds_get(px->worker->creds, px->pin->snap, px->api, px->need_token, &px->creds, &px->cred_wait) ==
+            GW_AGAIN)
+            return;
+        uv_timer_stop(&px->timer);
+    }
+    px->phase = PX_UPSTREAM;
+    gw_buf_reset(&px->up_head);
+    int rc = build_upstream_head(px, px->req);
+    /* The slices are only valid now; the serials stay for a later invalidation. */
+    px->creds.authorization = px->creds.csrf_token = px->creds.cookies = (gw_str_t){0};
+    if (rc != GW_OK) {
+        fail_request(px, 431, "request header fields too large");
+        return;
+    }
     proxy_connect(px);
+}
+
+static void on_creds(gw_cred_wait_t *w, int status, const char *error)
+{
+    proxy_t *px = GW_CONTAINER_OF(w, proxy_t, cred_wait);
+    if (status) {
+        fail_request(px, status, error);
+        return;
+    }
+    proxy_start(px);
 }
 
 /* ---------- upstream side ---------- */
@@ -434,7 +502,16 @@ static const gw_upconn_cb_t up_cb = {up_on_connect, up_on_data, up_on_close, up_
 static void on_proxy_timeout(uv_timer_t *t)
 {
     proxy_t *px = t->data;
-    if (px->head_sent) return;
+    if (px->phase == PX_STREAM) return;
+    if (px->phase == PX_CREDS) {
+        gw_creds_cancel(&px->cred_wait);
+        bool token = px->cred_wait.kind == GW_CRED_KIND_TOKEN;
+        gw_log(GW_LOG_WARN, token ? "timed out waiting for the OAuth token" : "timed out waiting for the CSRF token",
+               "application", px->api->app, "service", px->api->service_name, NULL);
+        fail_request(px, token && px->api->cred_type == GW_CRED_OAUTH_CERT ? 500 : 502,
+                     token ? "failed to get token: timed out" : "failed to get CSRF token: timed out");
+        return;
+    }
     gw_log(GW_LOG_WARN, "upstream timed out", "upstream", px->api->target.host_header, NULL);
     GW_COUNT(px->worker, upstream_errors, 1);
     fail_request(px, 504, "timeout while waiting for the target API");
@@ -454,7 +531,18 @@ static void up_write_failed(proxy_t *px, int rc)
     (void)rc;
     px->up_write_failed = true;
     px->connected = false;
-    if (!px->head_sent && !uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
+    if (px->phase != PX_STREAM && !uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
+}
+
+/* Body bytes kept for a resend: at most --retryBodyLimit (one replay buffer serves the resend
+ * after a stale pooled connection and the one after a 401/403). */
+static size_t replay_limit(const proxy_t *px) { return (size_t)px->worker->flags->retry_body_limit; }
+
+/* A 401/403 can still be answered by fetching fresh credentials and resending (§6.8 [better]:
+ * only when a fetched token is involved). */
+static bool auth_retry_possible(const proxy_t *px)
+{
+    return !px->auth_retried && (px->need_token || has_csrf(px->api));
 }
 
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
@@ -469,12 +557,12 @@ static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     }
     if (rc < 0) {
         /* Keep the piece for a resend on another connection, if that is still possible. */
-        if (px->replayable && px->sent.bytes + len <= REPLAY_MAX) pieces_push(&px->sent, b, off, len);
+        if (px->replayable && px->sent.bytes + len <= replay_limit(px)) pieces_push(&px->sent, b, off, len);
         up_write_failed(px, rc);
         return;
     }
     if (px->replayable) {
-        if (!px->got_response_bytes && px->sent.bytes + len <= REPLAY_MAX) pieces_push(&px->sent, b, off, len);
+        if (!px->resp_head_seen && px->sent.bytes + len <= replay_limit(px)) pieces_push(&px->sent, b, off, len);
         else drop_sent(px);
     }
     gw_request_t *req = px->req;
@@ -487,10 +575,14 @@ static void proxy_connect(proxy_t *px)
     px->connected = false;
     px->up_write_failed = false;
     px->got_response_bytes = false;
+    px->resp_head_seen = false;
     if (!uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
-    int rc = gw_upstream_get(w->pool, &px->api->target, px->api->skip_verify, &up_cb, px, &px->up);
+    int rc = gw_upstream_get(w->pool, &px->api->target, px->api->skip_verify, px->api->tls_ctx, &up_cb, px,
+                             &px->up);
     px->up_reused = rc == GW_OK;
-    px->replayable = px->up_reused && !px->body_started;
+    gw_request_t *req = px->req;
+    bool fits = !req || req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
+    px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
     if (rc == GW_OK) {
         GW_COUNT(w, upstream_reused, 1);
         up_on_connect(px, 0, NULL);
@@ -625,7 +717,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     GW_COUNT(px->worker, requests_by_status[px->status < 600 ? px->status : 0], 1);
     /* Held back so that it leaves with the first body bytes in one writev. */
     px->held_head = gw_buf_take(&o, &px->held_head_len);
-    px->head_sent = true;
+    px->phase = PX_STREAM;
     return GW_OK;
 }
 
@@ -677,12 +769,34 @@ static size_t forward_body(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     return used;
 }
 
+/* §6.8: the upstream refused the fetched credentials. Forget them, fetch fresh ones and send
+ * the request once more, with the body kept so far first. The refused answer is not read:
+ * its connection is closed. */
+static void auth_retry(proxy_t *px, int status)
+{
+    px->auth_retried = true;
+    gw_log(GW_LOG_INFO, status == 401 ? "upstream answered 401, resending with fresh credentials"
+                                      : "upstream answered 403, resending with fresh credentials",
+           "application", px->api->app, "service", px->api->service_name, NULL);
+    release_up(px, false);
+    gw_creds_invalidate(px->worker->creds, px->api, px->need_token, &px->creds);
+    pieces_prepend(&px->queue, &px->sent);
+    px->replayable = false;
+    px->body_started = false;
+    px->up_head_held = false;
+    px->connected = false;
+    px->up_write_failed = false;
+    px->retries = 0;
+    gw_buf_reset(&px->resp_buf);
+    uv_timer_stop(&px->timer);
+    proxy_start(px);
+}
+
 static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
 {
     proxy_t *px = ud;
     px->got_response_bytes = true;
-    if (px->sent.head) drop_sent(px);
-    while (!px->head_sent && len > 0) {
+    while (px->phase != PX_STREAM && len > 0) {
         const char *p;
         size_t avail, before = px->resp_buf.len;
         if (before == 0) {
@@ -732,6 +846,13 @@ static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
             fail_request(px, 502, NULL);
             return;
         }
+        px->resp_head_seen = true;
+        if ((h.status == 401 || h.status == 403) && px->req && auth_retry_possible(px) &&
+            (!px->body_started || px->replayable)) {
+            auth_retry(px, h.status);
+            return;
+        }
+        drop_sent(px);
         uv_timer_stop(&px->timer);
         px->up_keepalive = h.minor_version >= 1 && !resp_header_says_close(&h);
         if (!px->req) return;
@@ -770,7 +891,7 @@ static void up_on_close(void *ud, int status)
 {
     proxy_t *px = ud;
     px->up = NULL; /* released by the pool */
-    if (px->head_sent) {
+    if (px->phase == PX_STREAM) {
         if (px->resp_kind == GW_BODY_EOF && status == 0) {
             px->resp_done = true;
             complete(px);
@@ -806,7 +927,7 @@ static void on_body(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bo
     if (!px) return;
     if (last) {
         px->body_all_received = true;
-        if (px->connected && !px->head_sent) start_proxy_timer(px);
+        if (px->connected && px->phase != PX_STREAM) start_proxy_timer(px);
     }
     if (len) {
         if (px->connected && px->up) {

@@ -9,6 +9,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -18,6 +19,7 @@
 
 struct gw_tls_ctx_s {
     SSL_CTX *ctx;
+    uint8_t id[32];
 };
 
 /* ex_data index on SSL objects pointing at their gw_tls_session_slot_t. */
@@ -111,7 +113,27 @@ gw_tls_ctx_t *gw_tls_ctx_new(bool verify, const char *crt_pem, const char *key_p
     }
     gw_tls_ctx_t *t = gw_calloc(1, sizeof(*t));
     t->ctx = ctx;
+    if (crt_pem && key_pem) {
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char v = verify;
+        unsigned int n = 0;
+        bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(md, &v, 1) == 1 &&
+                  EVP_DigestUpdate(md, crt_pem, strlen(crt_pem) + 1) == 1 &&
+                  EVP_DigestUpdate(md, key_pem, strlen(key_pem) + 1) == 1 && EVP_DigestFinal_ex(md, t->id, &n) == 1;
+        EVP_MD_CTX_free(md);
+        if (!ok) {
+            ERR_clear_error();
+            *err = "cannot hash the client identity";
+            gw_tls_ctx_free(t);
+            return NULL;
+        }
+    }
     return t;
+}
+
+const uint8_t *gw_tls_ctx_id(const gw_tls_ctx_t *ctx)
+{
+    return ctx->id;
 }
 
 void gw_tls_ctx_free(gw_tls_ctx_t *ctx)

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct gw_tls_ctx_s gw_tls_ctx_t;
 typedef struct gw_tls_s gw_tls_t;
@@ -15,6 +16,10 @@ typedef struct gw_tls_s gw_tls_t;
  * before "-----BEGIN" is ignored). Returns NULL and sets *err (static text) on failure. */
 gw_tls_ctx_t *gw_tls_ctx_new(bool verify, const char *crt_pem, const char *key_pem, const char **err);
 void gw_tls_ctx_free(gw_tls_ctx_t *ctx);
+/* 32 bytes naming the context's client identity and verification setting (SHA-256 of them);
+ * all zero for a context without client certificate. Equal ids mean interchangeable contexts,
+ * so connections may be pooled by it. */
+const uint8_t *gw_tls_ctx_id(const gw_tls_ctx_t *ctx);
 
 /* A session for one connection to hostname (SNI unless an IP literal; hostname or IP SAN
  * verification when the context verifies). NULL on allocation failure inside OpenSSL. */

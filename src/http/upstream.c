@@ -37,9 +37,10 @@ typedef struct dns_entry_s {
 
 typedef struct pool_key_s {
     struct pool_key_s *next;
-    char *hostname;      /* (https, hostname, port, verify) identify a pool */
+    char *hostname;      /* (https, hostname, port, verify, client identity) identify a pool */
     uint16_t port;
     bool https, verify;
+    uint8_t ident[32];   /* gw_tls_ctx_id of the client certificate; zero: none */
     gw_upconn_t *idle;   /* LIFO list of idle connections */
     gw_tls_session_slot_t tls_session; /* newest TLS session of this upstream, for resumption */
     size_t nidle;
@@ -86,21 +87,26 @@ struct gw_upstream_pool_s {
 static void up_close(gw_upconn_t *c);
 static void start_connect(gw_upconn_t *c);
 
-static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool verify)
+static const uint8_t no_ident[32];
+
+static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool verify, const uint8_t *ident)
 {
     uint32_t h = 2166136261u;
     for (const char *c = t->hostname; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
     h = (h ^ t->port) * 16777619u;
     h = (h ^ (unsigned)(t->https * 2 + verify)) * 16777619u;
+    h = (h ^ ident[0]) * 16777619u;
     h %= POOL_BUCKETS;
     for (pool_key_t *k = p->buckets[h]; k; k = k->next)
-        if (k->port == t->port && k->https == t->https && k->verify == verify && strcmp(k->hostname, t->hostname) == 0)
+        if (k->port == t->port && k->https == t->https && k->verify == verify && strcmp(k->hostname, t->hostname) == 0 &&
+            memcmp(k->ident, ident, 32) == 0)
             return k;
     pool_key_t *k = gw_calloc(1, sizeof(*k));
     k->hostname = gw_strdup(t->hostname);
     k->port = t->port;
     k->https = t->https;
     k->verify = verify;
+    memcpy(k->ident, ident, 32);
     k->next = p->buckets[h];
     p->buckets[h] = k;
     return k;
@@ -582,10 +588,11 @@ static gw_tls_ctx_t *tls_ctx(gw_upstream_pool_t *p, bool verify)
     return *slot;
 }
 
-int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, const gw_upconn_cb_t *cb,
-                    void *ud, gw_upconn_t **out)
+int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, gw_tls_ctx_t *identity,
+                    const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out)
 {
-    pool_key_t *k = pool_key(p, t, !skip_verify);
+    if (!t->https) identity = NULL;
+    pool_key_t *k = pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident);
     if (k->idle) {
         gw_upconn_t *c = k->idle;
         remove_idle(c);
@@ -612,7 +619,7 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
     c->idle_timer.data = c;
     p->live++;
     if (t->https) {
-        gw_tls_ctx_t *ctx = tls_ctx(p, !skip_verify);
+        gw_tls_ctx_t *ctx = identity ? identity : tls_ctx(p, !skip_verify);
         c->tls = ctx ? gw_tls_new(ctx, t->hostname) : NULL;
         if (c->tls) gw_tls_use_session_slot(c->tls, &k->tls_session);
     }

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "core/worker.h"
+#include "http/tls.h"
 #include "registry/snapshot.h"
 #include "util/block.h"
 
@@ -39,10 +40,13 @@ gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop, gw_counters_t *counter
 /* Closes idle connections and frees the pool once in-use connections are released. */
 void gw_upstream_pool_free(gw_upstream_pool_t *p);
 
-/* A connection to target (TLS when https; verify unless skip_verify). Returns 0 with *out
- * ready to use (taken from the pool; no on_connect), GW_AGAIN when a new connection is being
- * made (on_connect follows, never from inside this call). */
-int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify,
+/* A connection to target (TLS when https; verify unless skip_verify). identity (may be NULL)
+ * is the TLS context presenting a client certificate (CertificateGen, made with the same
+ * verification setting); connections are pooled per identity, so one made with a certificate
+ * never serves another. Returns 0 with *out ready to use (taken from the pool; no on_connect),
+ * GW_AGAIN when a new connection is being made (on_connect follows, never from inside this
+ * call). */
+int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify, gw_tls_ctx_t *identity,
                     const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out);
 
 /* Queue bytes for the upstream; _block takes its own reference. 0 or a negative error. After

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+#include "http/tls.h"
 #include "registry/decode.h"
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -369,6 +372,8 @@ static void fill_basic(gw_api_t *a, const char *user, size_t ulen, const char *p
     free(raw);
 }
 
+static void fill_token_auth(gw_api_t *a, const gw_secrets_t *sec, const json_t *secret, const char *sname);
+
 static void fill_credentials(gw_api_t *a, const json_t *creds, const gw_secrets_t *sec)
 {
     const char *type = jstr(creds, "type");
@@ -409,8 +414,96 @@ static void fill_credentials(gw_api_t *a, const json_t *creds, const gw_secrets_
     if (def->type == GW_CRED_OAUTH || def->type == GW_CRED_OAUTH_CERT) {
         fill_kv_pair(a, sec, secret, sname, &a->token_headers, &a->ntoken_headers, &a->token_query,
                      &a->ntoken_query);
-        if (!a->auth_url) api_fail(a, "credentials.authenticationUrl is empty");
+        if (!a->auth_url || !a->auth_url[0]) api_fail(a, "credentials.authenticationUrl is empty");
+        fill_token_auth(a, sec, secret, sname);
     }
+    if (!a->error && (def->type == GW_CRED_OAUTH_CERT || def->type == GW_CRED_CERTGEN)) {
+        /* Parsed now, so a bad certificate is this API's 500 ahead of any request. */
+        const char *err = "invalid client certificate or key";
+        gw_tls_ctx_t *ctx = gw_tls_ctx_new(!a->skip_verify, a->crt_pem, a->key_pem, &err);
+        if (!ctx) api_fail(a, "secret %s/%s: %s", sec->ns, sname, err);
+        else if (def->type == GW_CRED_CERTGEN) a->tls_ctx = ctx;
+        else gw_tls_ctx_free(ctx);
+    }
+}
+
+/* Optional "tokenEndpointAuthMethod" of an OAuth Secret. */
+static void fill_token_auth(gw_api_t *a, const gw_secrets_t *sec, const json_t *secret, const char *sname)
+{
+    char *m = NULL;
+    size_t n = 0;
+    if (secret_get(a, sec, secret, sname, "tokenEndpointAuthMethod", false, &m, &n) != GW_OK) return;
+    if (strcmp(m, "client_secret_basic") == 0) a->token_auth = GW_TOKEN_AUTH_BASIC;
+    else if (strcmp(m, "client_secret_post") == 0) a->token_auth = GW_TOKEN_AUTH_POST;
+    else if (m[0])
+        api_fail(a, "secret %s/%s: tokenEndpointAuthMethod must be client_secret_basic or client_secret_post",
+                 sec->ns, sname);
+    free(m);
+}
+
+/* ---- cache keys of fetched credentials ---- */
+
+static void md_field(EVP_MD_CTX *md, const void *p, size_t n)
+{
+    uint64_t len = n; /* length-prefixed: no two field lists hash alike by shifting bytes */
+    EVP_DigestUpdate(md, &len, sizeof(len));
+    if (n) EVP_DigestUpdate(md, p, n);
+}
+
+static void md_str(EVP_MD_CTX *md, const char *s)
+{
+    md_field(md, s ? s : "", s ? strlen(s) + 1 : 0);
+}
+
+static void md_kv(EVP_MD_CTX *md, const gw_kv_t *kv, size_t n)
+{
+    md_field(md, &n, sizeof(n));
+    for (size_t i = 0; i < n; i++) {
+        md_str(md, kv[i].name);
+        md_str(md, kv[i].value);
+    }
+}
+
+static void md_final(EVP_MD_CTX *md, uint8_t out[32])
+{
+    unsigned int n = 0;
+    if (EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32) gw_oom(32); /* SHA-256 cannot fail short of memory */
+}
+
+/* token_key: everything the token request is made of (§6.2: clientId, clientSecret, URL; §6.3:
+ * clientId, URL, crt, key) plus the Secret's token-request parameters, TLS verification and
+ * client-auth method. csrf_key: the endpoint plus the identity its request presents. */
+static void fill_cred_keys(gw_api_t *a)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md) gw_oom(sizeof(void *));
+    uint8_t v = a->skip_verify;
+    if (gw_api_needs_token(a)) {
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        md_str(md, a->cred_type == GW_CRED_OAUTH ? "oauth" : "oauth-cert");
+        md_str(md, a->client_id);
+        md_str(md, a->cred_type == GW_CRED_OAUTH ? a->client_secret : NULL);
+        md_str(md, a->auth_url);
+        md_str(md, a->cred_type == GW_CRED_OAUTH_CERT ? a->crt_pem : NULL);
+        md_str(md, a->cred_type == GW_CRED_OAUTH_CERT ? a->key_pem : NULL);
+        md_kv(md, a->token_headers, a->ntoken_headers);
+        md_kv(md, a->token_query, a->ntoken_query);
+        md_field(md, &v, 1);
+        md_field(md, &a->token_auth, sizeof(a->token_auth));
+        md_final(md, a->token_key);
+    }
+    if (a->csrf_url && a->csrf_url[0]) {
+        EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+        md_str(md, "csrf");
+        md_str(md, a->csrf_url);
+        md_field(md, &v, 1);
+        md_field(md, &a->cred_type, sizeof(a->cred_type));
+        if (gw_api_needs_token(a)) md_field(md, a->token_key, sizeof(a->token_key));
+        if (a->cred_type == GW_CRED_BASIC) md_str(md, a->authorization);
+        if (a->cred_type == GW_CRED_CERTGEN) md_field(md, gw_tls_ctx_id(a->tls_ctx), 32);
+        md_final(md, a->csrf_key);
+    }
+    EVP_MD_CTX_free(md);
 }
 
 static void api_free(gw_api_t *a)
@@ -439,6 +532,7 @@ static void api_free(gw_api_t *a)
     free(a->crt_pem);
     if (a->key_pem) memset(a->key_pem, 0, strlen(a->key_pem));
     free(a->key_pem);
+    gw_tls_ctx_free(a->tls_ctx);
 }
 
 static void fill_api(gw_rec_t *r, const char *app, const json_t *spec, const json_t *svc, const json_t *entry,
@@ -457,6 +551,7 @@ static void fill_api(gw_rec_t *r, const char *app, const json_t *spec, const jso
     fill_credentials(a, json_object_get(entry, "credentials"), sec);
     const char *params = jstr(entry, "requestParametersSecretName");
     if (*params) fill_params(a, sec, params);
+    if (!a->error) fill_cred_keys(a);
     if (a->error)
         gw_log(GW_LOG_WARN, "API configuration error", "application", a->app, "service", a->service_name,
                "entry", a->entry_name, "error", a->error, NULL);
@@ -565,7 +660,12 @@ static void slot_finish(gw_snapshot_t *s, gw_slot_t *sl, int port)
     }
     gw_buf_t b;
     gw_buf_init(&b, 64 * 1024);
-    gw_buf_appendf(&b, "failed to get service with name '%.*s': multiple services found: ", (int)sl->svc_n, sl->svc);
+    if (port)
+        gw_buf_appendf(&b, "failed to get service with name '%.*s' and entry name '%.*s': multiple services found: ",
+                       (int)sl->svc_n, sl->svc, (int)sl->ent_n, sl->ent);
+    else
+        gw_buf_appendf(&b, "failed to get service with name '%.*s': multiple services found: ", (int)sl->svc_n,
+                       sl->svc);
     for (size_t i = sl->first + 1, k = 0; i; i = s->recs[i - 1].next[port], k++) {
         const gw_api_t *a = &s->recs[i - 1].api;
         if (k) gw_buf_puts(&b, ", ");
@@ -627,6 +727,11 @@ void gw_snapshot_unref(gw_snapshot_t *s)
     free(s->recs);
     free(s->slots);
     free(s);
+}
+
+const gw_api_t *gw_snapshot_api(const gw_snapshot_t *s, size_t i)
+{
+    return &s->recs[i].api;
 }
 
 uint64_t gw_snapshot_generation(const gw_snapshot_t *s)

@@ -14,10 +14,21 @@
 typedef enum {
     GW_CRED_NONE = 0,    /* no credentials (caller's Authorization passes through) */
     GW_CRED_BASIC,       /* Authorization: Basic, precomputed */
-    GW_CRED_OAUTH,       /* client credentials (next issue) */
-    GW_CRED_OAUTH_CERT,  /* client credentials over mTLS (next issue) */
-    GW_CRED_CERTGEN,     /* client certificate to the upstream (next issue) */
+    GW_CRED_OAUTH,       /* client credentials token (§6.2), fetched by auth/creds */
+    GW_CRED_OAUTH_CERT,  /* client credentials over mTLS (§6.3), fetched by auth/creds */
+    GW_CRED_CERTGEN,     /* client certificate presented to the upstream (§6.4) */
 } gw_cred_type_t;
+
+/* How an OAuth client authenticates at the token endpoint (Secret key
+ * "tokenEndpointAuthMethod"): AUTO sends the secret as Basic and in the form like the original,
+ * falling back to basic-only, then post-only when the endpoint refuses that. */
+typedef enum {
+    GW_TOKEN_AUTH_AUTO = 0,
+    GW_TOKEN_AUTH_BASIC,  /* client_secret_basic */
+    GW_TOKEN_AUTH_POST,   /* client_secret_post */
+} gw_token_auth_t;
+
+struct gw_tls_ctx_s;
 
 /* One header or query parameter value (repeated names appear several times). */
 typedef struct {
@@ -68,6 +79,14 @@ typedef struct gw_api_s {
     size_t ntoken_headers;
     gw_kv_t *token_query;
     size_t ntoken_query;
+    gw_token_auth_t token_auth;
+    /* Cache keys of fetched credentials (auth/creds.h): SHA-256 over everything that decides
+     * the value, so changed Secrets never meet tokens fetched with the old ones. */
+    uint8_t token_key[32];   /* OAuth / OAuthWithCert */
+    uint8_t csrf_key[32];    /* csrf_url set: endpoint + credential identity (§6.5 [better]) */
+    /* CertificateGen: the client identity for the upstream TLS connection, parsed once at
+     * build time and shared by the workers; NULL otherwise. */
+    struct gw_tls_ctx_s *tls_ctx;
 } gw_api_t;
 
 typedef struct gw_snapshot_s gw_snapshot_t;
@@ -106,6 +125,15 @@ gw_snapshot_t *gw_snapshot_empty(void);
 /* Reference counting; thread-safe (atomic). The last unref frees everything. */
 gw_snapshot_t *gw_snapshot_ref(gw_snapshot_t *s);
 void gw_snapshot_unref(gw_snapshot_t *s);
+
+/* The i-th API (i < gw_snapshot_api_count), in no particular order; valid while s is. */
+const gw_api_t *gw_snapshot_api(const gw_snapshot_t *s, size_t i);
+
+/* True when requests to api need a fetched OAuth token (unless the caller sends Access-Token). */
+static inline bool gw_api_needs_token(const gw_api_t *api)
+{
+    return api->cred_type == GW_CRED_OAUTH || api->cred_type == GW_CRED_OAUTH_CERT;
+}
 
 /* Monotonic build number, for logs and metrics. */
 uint64_t gw_snapshot_generation(const gw_snapshot_t *s);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void gw__oom(size_t n)
+void gw_oom(size_t n)
 {
     fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu}\n", n);
     abort();
@@ -15,21 +15,21 @@ static void gw__oom(size_t n)
 void *gw_malloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
-    if (!p) gw__oom(n);
+    if (!p) gw_oom(n);
     return p;
 }
 
 void *gw_calloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) gw__oom(n * size);
+    if (!p) gw_oom(n * size);
     return p;
 }
 
 void *gw_realloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
-    if (!q) gw__oom(n);
+    if (!q) gw_oom(n);
     return q;
 }
 

@@ -67,7 +67,7 @@ def test_multiple_entries_ambiguous_on_8080(main_gw):
 def test_ambiguous_on_8082_with_same_entry_name(main_gw):
     # both Dup services have an entry named "api"
     H.assert_gw_error(H.get(main_gw.compass, "/e2e/dup/api/x"), 400,
-                      prefix="failed to get service with name 'dup': multiple services found")
+                      prefix="failed to get service with name 'dup' and entry name 'api': multiple services found")
 
 
 def test_events_entries_are_ignored(main_gw):

@@ -149,7 +149,8 @@ static void test_ambiguous_8082(void)
                              "    - {type: API, name: other, targetUrl: 'http://z/'}\n");
     gw_route_t r = look(s, "a", "svc", "main");
     CHECK_EQ_INT(r.kind, GW_ROUTE_AMBIGUOUS);
-    CHECK_EQ_STR(r.error, "failed to get service with name 'svc': multiple services found: Svc (Main), Svc (main)");
+    CHECK_EQ_STR(r.error, "failed to get service with name 'svc' and entry name 'main': multiple services found: "
+                 "Svc (Main), Svc (main)");
     r = look(s, "a", "svc", NULL);
     CHECK_EQ_INT(r.kind, GW_ROUTE_AMBIGUOUS);
     CHECK_EQ_STR(r.error, "failed to get service with name 'svc': multiple services found: Svc, Svc, Svc");
@@ -265,7 +266,38 @@ static const char *secrets_yaml =
     "  queryParameters: '{\"audience\": [\"x\"]}'\n"
     "---\n"
     "apiVersion: v1\nkind: Secret\nmetadata: {name: cert}\n"
-    "stringData:\n  clientId: cid\n  crt: \"notBefore=1\\n-----BEGIN CERTIFICATE-----\"\n  key: KEY\n";
+    "stringData:\n  clientId: cid\n"
+"  crt: |\n"
+"    notBefore=1\n"
+"    -----BEGIN CERTIFICATE-----\n"
+"    MIIBgTCCASegAwIBAgIUXbC55DvehY4iRCfHNWF09aSVC8IwCgYIKoZIzj0EAwIw\n"
+"    FTETMBEGA1UEAwwKYXBwZ3ctdW5pdDAgFw0yNjExMzAwMjM2MTZaGA8yMTI2MTEw\n"
+"    NjAyMzYxNlowFTETMBEGA1UEAwwKYXBwZ3ctdW5pdDBZMBMGByqGSM49AgEGCCqG\n"
+"    SM49AwEHA0IABBierFhbnwKFDcRJpvRlokPOnOTuombMKujb8D0lJ5YKrSe+tG8U\n"
+"    VveI5NRuRmqf3kO2vtLUrfuwaKgRTQch4G2jUzBRMB0GA1UdDgQWBBTKPFHTBkiF\n"
+"    9R0uZcrrdxCHHFnc7TAfBgNVHSMEGDAWgBTKPFHTBkiF9R0uZcrrdxCHHFnc7TAP\n"
+"    BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIG0vB6+0+6zHo+JQe6IP\n"
+"    K4HjGoW4jm53PdwzwXmzH4kLAiEA98S1elBcP075OAYO84qJaGyqQ/0MEeEry++I\n"
+"    TOMa7mc=\n"
+"    -----END CERTIFICATE-----\n"
+"  key: |\n"
+"    -----BEGIN PRIVATE KEY-----\n"
+"    MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgzMoltlVyBOi4pP8w\n"
+"    lfiRiR8CKueluFm+4rBVnY1FlKGhRANCAAQYnqxYW58ChQ3ESab0ZaJDzpzk7qJm\n"
+"    zCro2/A9JSeWCq0nvrRvFFb3iOTUbkZqn95Dtr7S1K37sGioEU0HIeBt\n"
+"    -----END PRIVATE KEY-----\n"
+    "---\n"
+    "apiVersion: v1\nkind: Secret\nmetadata: {name: badcert}\n"
+    "stringData:\n  clientId: cid\n  crt: \"notBefore=1\\n-----BEGIN CERTIFICATE-----\"\n  key: KEY\n"
+    "---\n"
+    "apiVersion: v1\nkind: Secret\nmetadata: {name: oauth-basic}\n"
+    "stringData: {clientId: cid, clientSecret: csecret, tokenEndpointAuthMethod: client_secret_basic}\n"
+    "---\n"
+    "apiVersion: v1\nkind: Secret\nmetadata: {name: oauth-badmethod}\n"
+    "stringData: {clientId: cid, clientSecret: csecret, tokenEndpointAuthMethod: private_key_jwt}\n"
+    "---\n"
+    "apiVersion: v1\nkind: Secret\nmetadata: {name: oauth-other}\n"
+    "stringData: {clientId: cid, clientSecret: other}\n";
 
 static gw_snapshot_t *build_entries(const char *entries)
 {
@@ -389,15 +421,16 @@ static void test_oauth_and_certs(void)
     if (a) {
         CHECK(a->error == NULL);
         CHECK_EQ_INT(a->cred_type, GW_CRED_OAUTH_CERT);
-        CHECK_EQ_STR(a->crt_pem, "notBefore=1\n-----BEGIN CERTIFICATE-----");
-        CHECK_EQ_STR(a->key_pem, "KEY");
+        CHECK(strncmp(a->crt_pem, "notBefore=1\n-----BEGIN CERTIFICATE-----\n", 40) == 0);
+        CHECK(strncmp(a->key_pem, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
         CHECK(a->client_secret == NULL);
+        CHECK(a->tls_ctx == NULL); /* the certificate goes to the token endpoint only */
     }
     a = found(s, "app", "cg", NULL);
     if (a) {
         CHECK(a->error == NULL);
         CHECK_EQ_INT(a->cred_type, GW_CRED_CERTGEN);
-        CHECK_EQ_STR(a->key_pem, "KEY");
+        CHECK(a->tls_ctx != NULL);
     }
     a = found(s, "app", "cgbad", NULL);
     if (a) CHECK_EQ_STR(a->error, "failed to read API for cgbad service, secret kyma-system/oauth has no key 'crt'");
@@ -408,6 +441,64 @@ static void test_oauth_and_certs(void)
         CHECK(a->error == NULL);
         CHECK_EQ_INT(a->cred_type, GW_CRED_NONE);
         CHECK_EQ_STR(a->csrf_url, "http://c/");
+    }
+    gw_snapshot_unref(s);
+}
+
+static bool zero32(const uint8_t *k)
+{
+    static const uint8_t z[32];
+    return memcmp(k, z, 32) == 0;
+}
+
+/* Certificates are parsed at build time; a bad one is the API's error ahead of any request. */
+static void test_bad_certificate_and_auth_method(void)
+{
+    gw_snapshot_t *s = build_entries(
+        "  - {displayName: badcg, entries: [{type: API, targetUrl: 'https://h/', credentials: {type: CertificateGen, secretName: badcert}}]}\n"
+        "  - {displayName: badoc, entries: [{type: API, targetUrl: 'https://h/', credentials: {type: OAuthWithCert, secretName: badcert, authenticationUrl: 'https://a/'}}]}\n"
+        "  - {displayName: basic m, entries: [{type: API, targetUrl: 'https://h/', credentials: {type: OAuth, secretName: oauth-basic, authenticationUrl: 'https://a/'}}]}\n"
+        "  - {displayName: bad m, entries: [{type: API, targetUrl: 'https://h/', credentials: {type: OAuth, secretName: oauth-badmethod, authenticationUrl: 'https://a/'}}]}\n");
+    const gw_api_t *a = found(s, "app", "badcg", NULL);
+    if (a) CHECK_EQ_STR(a->error, "failed to read API for badcg service, secret kyma-system/badcert: invalid client certificate");
+    a = found(s, "app", "badoc", NULL);
+    if (a) CHECK_EQ_STR(a->error, "failed to read API for badoc service, secret kyma-system/badcert: invalid client certificate");
+    a = found(s, "app", "basic-m", NULL);
+    if (a) {
+        CHECK(a->error == NULL);
+        CHECK_EQ_INT(a->token_auth, GW_TOKEN_AUTH_BASIC);
+    }
+    a = found(s, "app", "bad-m", NULL);
+    if (a)
+        CHECK_EQ_STR(a->error, "failed to read API for bad m service, secret kyma-system/oauth-badmethod: "
+                               "tokenEndpointAuthMethod must be client_secret_basic or client_secret_post");
+    gw_snapshot_unref(s);
+}
+
+/* Token and CSRF cache keys: same credentials and endpoint share a key; anything else differs. */
+static void test_credential_keys(void)
+{
+    gw_snapshot_t *s = build_entries(
+        "  - {displayName: o1, entries: [{type: API, targetUrl: 'http://h/1', credentials: {type: OAuth, secretName: oauth-other, authenticationUrl: 'https://a/t', csrfInfo: {tokenEndpointURL: 'https://h/csrf'}}}]}\n"
+        "  - {displayName: o2, entries: [{type: API, targetUrl: 'http://h/2', credentials: {type: OAuth, secretName: oauth-other, authenticationUrl: 'https://a/t', csrfInfo: {tokenEndpointURL: 'https://h/csrf'}}}]}\n"
+        "  - {displayName: o3, entries: [{type: API, targetUrl: 'http://h/3', credentials: {type: OAuth, secretName: oauth-other, authenticationUrl: 'https://b/t', csrfInfo: {tokenEndpointURL: 'https://h/csrf'}}}]}\n"
+        "  - {displayName: o4, entries: [{type: API, targetUrl: 'http://h/4', credentials: {type: OAuth, secretName: oauth-basic, authenticationUrl: 'https://a/t'}}]}\n"
+        "  - {displayName: b1, entries: [{type: API, targetUrl: 'http://h/5', credentials: {type: Basic, secretName: basic, csrfInfo: {tokenEndpointURL: 'https://h/csrf'}}}]}\n"
+        "  - {displayName: n1, entries: [{type: API, targetUrl: 'http://h/6', credentials: {csrfInfo: {tokenEndpointURL: 'https://h/csrf'}}}]}\n");
+    const gw_api_t *o1 = found(s, "app", "o1", NULL), *o2 = found(s, "app", "o2", NULL);
+    const gw_api_t *o3 = found(s, "app", "o3", NULL), *o4 = found(s, "app", "o4", NULL);
+    const gw_api_t *b1 = found(s, "app", "b1", NULL), *n1 = found(s, "app", "n1", NULL);
+    if (o1 && o2 && o3 && o4 && b1 && n1) {
+        CHECK(!zero32(o1->token_key) && !zero32(o1->csrf_key));
+        CHECK(memcmp(o1->token_key, o2->token_key, 32) == 0);
+        CHECK(memcmp(o1->csrf_key, o2->csrf_key, 32) == 0);
+        CHECK(memcmp(o1->token_key, o3->token_key, 32) != 0); /* other token endpoint */
+        CHECK(memcmp(o1->csrf_key, o3->csrf_key, 32) != 0);   /* same CSRF endpoint, other identity */
+        CHECK(memcmp(o1->token_key, o4->token_key, 32) != 0); /* other secret */
+        CHECK(zero32(o4->csrf_key));
+        CHECK(zero32(b1->token_key) && !zero32(b1->csrf_key));
+        CHECK(memcmp(b1->csrf_key, n1->csrf_key, 32) != 0);
+        CHECK(memcmp(b1->csrf_key, o1->csrf_key, 32) != 0);
     }
     gw_snapshot_unref(s);
 }
@@ -495,6 +586,8 @@ int main(void)
     GW_RUN(test_basic_and_errors);
     GW_RUN(test_request_params);
     GW_RUN(test_oauth_and_certs);
+    GW_RUN(test_bad_certificate_and_auth_method);
+    GW_RUN(test_credential_keys);
     GW_RUN(test_duplicates_and_many);
     GW_RUN(test_refcount_generation);
     return gw_test_summary();
