@@ -82,8 +82,8 @@ static void on_stop_poll(uv_timer_t *t)
     uv_close((uv_handle_t *)&sig_int, on_control_closed);
     for (int i = 0; i < control.nlisteners; i++) gw_server_listener_close(&control.listeners[i]);
     gw_broker_stop();
-    control.draining = true;
-    gw_server_close_all(&control);
+    control.server.draining = true;
+    gw_server_close_all(&control.server);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -154,7 +154,9 @@ int main(int argc, char **argv)
     }
     if (open_listener(&control.listeners[0], flags.external_api_port, &gw_admin_handler, 0, "admin")) return 1;
     control.nlisteners = 1;
-    control.listeners[0].worker = &control;
+    control.server = (gw_server_t){.loop = &control.loop, .request_timeout = flags.request_timeout,
+                                   .counters = &control.counters, .data = &control};
+    control.listeners[0].server = &control.server;
     gw_admin_set_workers(workers, flags.workers);
     if (gw_server_listen(&control.listeners[0]) != 0) {
         gw_log(GW_LOG_FATAL, "cannot listen on the admin port", NULL);

@@ -98,24 +98,23 @@ static void finish_if_idle(gw_worker_t *w);
 static void on_grace(uv_timer_t *t)
 {
     gw_worker_t *w = t->data;
-    if (w->conns) {
+    if (w->server.conns) {
         gw_log(GW_LOG_WARN, "grace period over, closing remaining connections", NULL);
-        gw_server_close_all(w);
+        gw_server_close_all(&w->server);
     }
 }
 
 static void on_wake(uv_async_t *a)
 {
     gw_worker_t *w = a->data;
-    if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) && !w->draining) {
-        w->draining = true;
+    if (__atomic_load_n(&w->stop_requested, __ATOMIC_ACQUIRE) && !w->server.draining) {
         for (int i = 0; i < w->nlisteners; i++) gw_server_listener_close(&w->listeners[i]);
-        gw_server_drain(w);
+        gw_server_drain(&w->server);
         uv_timer_start(&w->grace_timer, on_grace, (uint64_t)w->flags->shutdown_grace * 1000, 0);
         finish_if_idle(w);
         return;
     }
-    if (!w->draining) refresh_snapshot(w);
+    if (!w->server.draining) refresh_snapshot(w);
 }
 
 static void on_poll(uv_timer_t *t)
@@ -127,7 +126,7 @@ static void on_poll(uv_timer_t *t)
 static void finish_if_idle(gw_worker_t *w)
 {
     uv_timer_t *poll = &w->poll_timer;
-    if (w->conns) {
+    if (w->server.conns) {
         if (!uv_is_active((uv_handle_t *)poll)) uv_timer_start(poll, on_poll, 50, 50);
         return;
     }
@@ -145,7 +144,7 @@ static void worker_main(void *arg)
 {
     gw_worker_t *w = arg;
     for (int i = 0; i < w->nlisteners; i++) {
-        w->listeners[i].worker = w;
+        w->listeners[i].server = &w->server;
         int rc = gw_server_listen(&w->listeners[i]);
         if (rc < 0) gw_log(GW_LOG_ERROR, "listen failed", "reason", uv_strerror(rc), NULL);
     }
@@ -169,6 +168,8 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
     w->grace_timer.data = w;
     uv_timer_init(&w->loop, &w->poll_timer);
     w->poll_timer.data = w;
+    w->server = (gw_server_t){.loop = &w->loop, .request_timeout = flags->request_timeout,
+                              .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
     w->creds = gw_creds_new(&w->loop);
     w->pin = pin_new(gw_config_acquire());

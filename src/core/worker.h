@@ -1,5 +1,5 @@
-/* worker.h: one worker thread = one libuv loop with its own SO_REUSEPORT listeners, pinned
- * snapshot, upstream pool and counters. Nothing here is shared between workers except the
+/* worker.h: one worker thread = one libuv loop with its own SO_REUSEPORT listeners (an
+ * http/server.h server), pinned snapshot, upstream pool, credential view and counters. Nothing here is shared between workers except the
  * counters, which the admin thread reads with relaxed atomics. */
 #ifndef GW_CORE_WORKER_H
 #define GW_CORE_WORKER_H
@@ -10,12 +10,12 @@
 #include <uv.h>
 
 #include "core/flags.h"
+#include "http/counters.h"
+#include "http/server.h"
 #include "registry/snapshot.h"
 
 struct gw_upstream_pool_s;
 struct gw_creds_s;
-struct gw_conn_s;
-struct gw_handler_s;
 
 #define GW_MAX_LISTENERS 4
 
@@ -36,39 +36,6 @@ static inline gw_pin_t *gw_pin_get(gw_pin_t *p)
 /* Drops a request's hold; frees a retired pin (and its snapshot reference) with the last. */
 void gw_pin_put(gw_pin_t *p);
 
-/* Upper bounds (seconds) of the request duration histogram buckets; +Inf is implicit. */
-#define GW_DURATION_BUCKETS {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-#define GW_NDURATION_BUCKETS 14
-
-typedef struct {
-    uint64_t requests_by_status[600]; /* index = status code sent to the client */
-    uint64_t duration_buckets[GW_NDURATION_BUCKETS + 1]; /* non-cumulative; last = +Inf */
-    uint64_t duration_sum_us;
-    uint64_t conns_accepted;
-    uint64_t conns_active;            /* gauge */
-    uint64_t accept_errors;
-    uint64_t upstream_connects;
-    uint64_t upstream_reused;
-    uint64_t upstream_errors;
-    uint64_t upstream_tls_handshakes;
-    uint64_t upstream_tls_resumed;    /* handshakes that resumed a session */
-    uint64_t bytes_in;                /* request body bytes forwarded */
-    uint64_t bytes_out;               /* response body bytes forwarded */
-} gw_counters_t;
-
-/* Relaxed atomic increment: counters are written by one thread and read by the admin thread. */
-#define GW_COUNT(w, field, n) __atomic_fetch_add(&(w)->counters.field, (n), __ATOMIC_RELAXED)
-
-typedef struct gw_listener_s {
-    uv_poll_t poll;      /* readiness of the listening socket (we accept ourselves) */
-    uv_timer_t pause;    /* accepting paused after running out of file descriptors */
-    int reserve_fd;      /* spare fd, given up to accept-and-close when out of fds */
-    struct gw_worker_s *worker;
-    const struct gw_handler_s *handler;
-    int mode;   /* handler-specific: e.g. number of path segments to route on */
-    int fd;     /* bound, not yet listening, socket made by gw_listener_socket */
-} gw_listener_t;
-
 typedef struct gw_worker_s {
     int id;
     uv_loop_t loop;
@@ -82,8 +49,7 @@ typedef struct gw_worker_s {
     int nlisteners;
     struct gw_upstream_pool_s *pool;
     struct gw_creds_s *creds;        /* this worker's view of the fetched credentials */
-    struct gw_conn_s *conns;         /* all open client connections (for draining) */
-    bool draining;
+    gw_server_t server;              /* client connections of both proxy ports; data = worker */
     int stop_requested;              /* set by another thread, read with atomics */
     int exited;                      /* set (atomically) when the worker's loop has ended */
     gw_counters_t counters;
@@ -92,6 +58,9 @@ typedef struct gw_worker_s {
 /* Creates a bound TCP socket with SO_REUSEADDR and SO_REUSEPORT on addr:port.
  * Returns the fd, or a negative errno (logged by the caller). */
 int gw_listener_socket(const char *addr, int port);
+
+/* The worker that owns a server (a request's req->server). */
+static inline gw_worker_t *gw_worker_of(gw_server_t *s) { return (gw_worker_t *)s->data; }
 
 /* Initialises w (loop, wake handle) and starts its thread; listeners must be filled in
  * (fd, handler, mode) before. Returns 0 or a negative uv error. */

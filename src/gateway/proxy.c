@@ -10,6 +10,7 @@
 
 #include "auth/cookie.h"
 #include "auth/creds.h"
+#include "core/worker.h"
 #include "gateway/rewrite.h"
 #include "http/upstream.h"
 #include "util/alloc.h"
@@ -387,7 +388,7 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
 
 static void on_request(gw_request_t *req)
 {
-    gw_worker_t *w = req->worker;
+    gw_worker_t *w = gw_worker_of(req->server);
     gw_str_t path, query, seg[3], rest;
     bool has_query;
     int nseg = req->listener->mode;
@@ -513,7 +514,7 @@ static void on_proxy_timeout(uv_timer_t *t)
         return;
     }
     gw_log(GW_LOG_WARN, "upstream timed out", "upstream", px->api->target.host_header, NULL);
-    GW_COUNT(px->worker, upstream_errors, 1);
+    GW_COUNT(&px->worker->counters, upstream_errors, 1);
     fail_request(px, 504, "timeout while waiting for the target API");
 }
 
@@ -584,10 +585,10 @@ static void proxy_connect(proxy_t *px)
     bool fits = !req || req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
     px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
     if (rc == GW_OK) {
-        GW_COUNT(w, upstream_reused, 1);
+        GW_COUNT(&w->counters, upstream_reused, 1);
         up_on_connect(px, 0, NULL);
     } else {
-        GW_COUNT(w, upstream_connects, 1);
+        GW_COUNT(&w->counters, upstream_connects, 1);
     }
 }
 
@@ -596,7 +597,7 @@ static void up_on_connect(void *ud, int status, const char *reason)
     proxy_t *px = ud;
     if (status < 0) {
         px->up = NULL; /* already released by the pool */
-        GW_COUNT(px->worker, upstream_errors, 1);
+        GW_COUNT(&px->worker->counters, upstream_errors, 1);
         gw_log(GW_LOG_WARN, "upstream connection failed", "upstream", px->api->target.host_header, "reason", reason,
                NULL);
         fail_request(px, 502, NULL);
@@ -706,7 +707,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     }
     /* The upstream answers before the upload is over: this connection cannot carry another
      * request (the rest of the body is discarded while it closes), so say so. */
-    if (!req->keep_alive || px->worker->draining || !px->body_all_received) px->client_close = true;
+    if (!req->keep_alive || px->worker->server.draining || !px->body_all_received) px->client_close = true;
     if (px->client_close) rc |= gw_buf_puts(&o, "Connection: close\r\n");
     else if (http10) rc |= gw_buf_puts(&o, "Connection: keep-alive\r\n");
     rc |= gw_buf_puts(&o, "\r\n");
@@ -714,7 +715,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         gw_buf_free(&o);
         return GW_ENOMEM;
     }
-    GW_COUNT(px->worker, requests_by_status[px->status < 600 ? px->status : 0], 1);
+    GW_COUNT(&px->worker->counters, requests_by_status[px->status < 600 ? px->status : 0], 1);
     /* Held back so that it leaves with the first body bytes in one writev. */
     px->held_head = gw_buf_take(&o, &px->held_head_len);
     px->phase = PX_STREAM;
@@ -760,12 +761,12 @@ static size_t forward_body(proxy_t *px, gw_block_t *b, size_t off, size_t len)
         if (rc < 0) return (size_t)-1;
         if (rc == 1) px->resp_done = true;
         if (px->dechunk) {
-            GW_COUNT(px->worker, bytes_out, out_len);
+            GW_COUNT(&px->worker->counters, bytes_out, out_len);
             return used;
         }
     }
     if (used && px->req) client_write(px, b, off, used);
-    GW_COUNT(px->worker, bytes_out, used);
+    GW_COUNT(&px->worker->counters, bytes_out, used);
     return used;
 }
 
@@ -821,7 +822,7 @@ static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
         }
         if (rc < 0 || h.status == 101) {
             gw_log(GW_LOG_WARN, "malformed upstream response", "upstream", px->api->target.host_header, NULL);
-            GW_COUNT(px->worker, upstream_errors, 1);
+            GW_COUNT(&px->worker->counters, upstream_errors, 1);
             fail_request(px, 502, NULL);
             return;
         }
@@ -842,7 +843,7 @@ static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
             continue;
         }
         if (gw_http_response_framing(&h, px->is_head, &px->resp_kind, &px->resp_left) != GW_OK) {
-            GW_COUNT(px->worker, upstream_errors, 1);
+            GW_COUNT(&px->worker->counters, upstream_errors, 1);
             fail_request(px, 502, NULL);
             return;
         }
@@ -913,7 +914,7 @@ static void up_on_close(void *ud, int status)
         proxy_connect(px);
         return;
     }
-    GW_COUNT(px->worker, upstream_errors, 1);
+    GW_COUNT(&px->worker->counters, upstream_errors, 1);
     gw_log(GW_LOG_WARN, "upstream connection lost", "upstream", px->api->target.host_header, "reason",
            status ? uv_strerror(status) : "closed before a response", NULL);
     fail_request(px, 502, NULL);

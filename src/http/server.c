@@ -32,9 +32,9 @@ typedef enum {
 struct gw_conn_s {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    gw_worker_t *worker;
+    gw_server_t *server;
     const gw_listener_t *listener;
-    struct gw_conn_s *prev, *next;  /* worker's connection list */
+    struct gw_conn_s *prev, *next;  /* the server's connection list */
     gw_request_t *req;
     gw_buf_t pending;               /* head bytes / pipelined bytes not yet used */
     conn_state_t state;
@@ -64,7 +64,7 @@ static void read_start(gw_conn_t *c);
 
 static void conn_unlink(gw_conn_t *c)
 {
-    gw_worker_t *w = c->worker;
+    gw_server_t *w = c->server;
     if (c->prev) c->prev->next = c->next;
     else if (w->conns == c) w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -77,7 +77,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0) return;
     conn_unlink(c);
     gw_buf_free(&c->pending);
-    GW_COUNT(c->worker, conns_active, (uint64_t)-1);
+    GW_COUNT(c->server->counters, conns_active, (uint64_t)-1);
     free(c);
 }
 
@@ -264,7 +264,7 @@ static void write_error_and_close(gw_conn_t *c, int status, const char *text)
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                    status, gw_http_reason(status), body.len);
     gw_buf_append(&out, body.base, body.len);
-    GW_COUNT(c->worker, requests_by_status[status], 1);
+    GW_COUNT(c->server->counters, requests_by_status[status], 1);
     size_t len;
     char *p = gw_buf_take(&out, &len);
     conn_write(c, NULL, p, p, len);
@@ -344,8 +344,8 @@ static void on_timer(uv_timer_t *t)
     if (c->req && !c->req->body_done) {
         /* Body inactivity: the timer is armed once and re-armed lazily here, so a body read
          * costs no timer operation. */
-        uint64_t limit = (uint64_t)c->worker->flags->request_timeout * 1000;
-        uint64_t idle = uv_now(&c->worker->loop) - c->last_body_ms;
+        uint64_t limit = (uint64_t)c->server->request_timeout * 1000;
+        uint64_t idle = uv_now(c->server->loop) - c->last_body_ms;
         if (c->body_paused) idle = 0; /* we stopped reading (backpressure): not the client's fault */
         if (idle < limit) {
             set_timer(c, limit - idle, true);
@@ -394,7 +394,7 @@ static gw_request_t *make_request(gw_conn_t *c, const char *p, size_t n, const g
     memcpy(&r->head, parsed, offsetof(gw_req_head_t, headers) + parsed->nheaders * sizeof(gw_header_t));
     shift_slices(&r->head, p, copy);
     r->conn = c;
-    r->worker = c->worker;
+    r->server = c->server;
     r->listener = c->listener;
     r->peer_ip = c->peer_ip;
     r->start_ns = uv_hrtime();
@@ -423,7 +423,7 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
     r->keep_alive = r->head.minor_version >= 1 ? !header_has_token(&r->head, "connection", "close")
                                                : header_has_token(&r->head, "connection", "keep-alive");
     r->expect_continue = header_has_token(&r->head, "expect", "100-continue");
-    if (c->worker->draining) r->keep_alive = false;
+    if (c->server->draining) r->keep_alive = false;
     memset(&c->chunked, 0, sizeof(c->chunked));
     c->body_left = r->body_kind == GW_BODY_LENGTH ? r->content_length : 0;
     if (r->body_kind == GW_BODY_NONE || (r->body_kind == GW_BODY_LENGTH && r->content_length == 0)) {
@@ -432,8 +432,8 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
         uv_timer_stop(&c->timer);
     } else {
         /* Body inactivity is bounded by requestTimeout too. */
-        c->last_body_ms = uv_now(&c->worker->loop);
-        set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
+        c->last_body_ms = uv_now(c->server->loop);
+        set_timer(c, (uint64_t)c->server->request_timeout * 1000, true);
     }
     c->listener->handler->on_request(r);
 }
@@ -459,12 +459,12 @@ static size_t feed_body(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
         }
         last = rc == 1;
     }
-    GW_COUNT(c->worker, bytes_in, used);
+    GW_COUNT(c->server->counters, bytes_in, used);
     if (last) {
         r->body_done = true;
         if (c->timer_is_request) uv_timer_stop(&c->timer);
     } else {
-        c->last_body_ms = uv_now(&c->worker->loop);
+        c->last_body_ms = uv_now(c->server->loop);
     }
     c->listener->handler->on_body(r, b, off, used, last);
     return used;
@@ -501,7 +501,7 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
                 }
                 if (c->state == CONN_IDLE) {
                     c->state = CONN_HEAD;
-                    set_timer(c, (uint64_t)c->worker->flags->request_timeout * 1000, true);
+                    set_timer(c, (uint64_t)c->server->request_timeout * 1000, true);
                 }
                 len = 0;
                 break;
@@ -554,20 +554,20 @@ void gw_request_resume_body(gw_request_t *req)
     read_start(c);
 }
 
-static void record_duration(gw_worker_t *w, uint64_t start_ns)
+static void record_duration(gw_server_t *w, uint64_t start_ns)
 {
     static const double bounds[] = GW_DURATION_BUCKETS;
     double secs = (double)(uv_hrtime() - start_ns) / 1e9;
     int i = 0;
     while (i < GW_NDURATION_BUCKETS && secs > bounds[i]) i++;
-    GW_COUNT(w, duration_buckets[i], 1);
-    GW_COUNT(w, duration_sum_us, (uint64_t)(secs * 1e6));
+    GW_COUNT(w->counters, duration_buckets[i], 1);
+    GW_COUNT(w->counters, duration_sum_us, (uint64_t)(secs * 1e6));
 }
 
 void gw_request_finish(gw_request_t *req, bool reuse)
 {
     gw_conn_t *c = req->conn;
-    gw_worker_t *w = c->worker;
+    gw_server_t *w = c->server;
     record_duration(w, req->start_ns);
     bool keep = reuse && req->keep_alive && req->body_done && !w->draining;
     free_request(c);
@@ -600,7 +600,7 @@ void gw_request_respond(gw_request_t *req, int status, const char *content_type,
 {
     gw_conn_t *c = req->conn;
     /* An unread request body means the connection cannot carry another request. */
-    bool reuse = req->keep_alive && req->body_done && !c->worker->draining;
+    bool reuse = req->keep_alive && req->body_done && !c->server->draining;
     gw_buf_t out;
     gw_buf_init(&out, body_len + 1024);
     gw_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
@@ -609,7 +609,7 @@ void gw_request_respond(gw_request_t *req, int status, const char *content_type,
     if (body_len && !gw_str_eq(req->head.method, "HEAD", 4)) gw_buf_append(&out, body, body_len);
     size_t n;
     char *p = gw_buf_take(&out, &n);
-    GW_COUNT(c->worker, requests_by_status[status < 600 && status >= 0 ? status : 0], 1);
+    GW_COUNT(c->server->counters, requests_by_status[status < 600 && status >= 0 ? status : 0], 1);
     req->responded = true;
     conn_write(c, NULL, p, p, n);
     gw_request_finish(req, reuse);
@@ -631,26 +631,26 @@ void gw_request_respond_error(gw_request_t *req, int status, const char *text)
 
 static void start_conn(gw_listener_t *l, int fd)
 {
-    gw_worker_t *w = l->worker;
+    gw_server_t *w = l->server;
     gw_conn_t *c = gw_calloc(1, sizeof(*c));
-    c->worker = w;
+    c->server = w;
     c->listener = l;
     gw_buf_init(&c->pending, GW_PENDING_MAX);
-    uv_tcp_init(&w->loop, &c->tcp);
-    uv_timer_init(&w->loop, &c->timer);
+    uv_tcp_init(w->loop, &c->tcp);
+    uv_timer_init(w->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
-    GW_COUNT(w, conns_active, 1);
+    GW_COUNT(w->counters, conns_active, 1);
     if (uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
-        GW_COUNT(w, accept_errors, 1);
+        GW_COUNT(w->counters, accept_errors, 1);
         c->state = CONN_CLOSING;
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
         return;
     }
-    GW_COUNT(w, conns_accepted, 1);
+    GW_COUNT(w->counters, conns_accepted, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
@@ -687,8 +687,8 @@ static void on_accept_resume(uv_timer_t *t)
  * then stop polling for a moment so the loop keeps serving existing connections. */
 static void accept_exhausted(gw_listener_t *l)
 {
-    gw_worker_t *w = l->worker;
-    GW_COUNT(w, accept_errors, 1);
+    gw_server_t *w = l->server;
+    GW_COUNT(w->counters, accept_errors, 1);
     if (l->reserve_fd >= 0) {
         close(l->reserve_fd);
         l->reserve_fd = -1;
@@ -696,7 +696,7 @@ static void accept_exhausted(gw_listener_t *l)
             int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0) break;
             close(fd);
-            GW_COUNT(w, accept_errors, 1);
+            GW_COUNT(w->counters, accept_errors, 1);
         }
         l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
@@ -726,10 +726,10 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
 int gw_server_listen(gw_listener_t *l)
 {
     if (listen(l->fd, 4096) != 0) return -errno;
-    int rc = uv_poll_init_socket(&l->worker->loop, &l->poll, l->fd);
+    int rc = uv_poll_init_socket(l->server->loop, &l->poll, l->fd);
     if (rc) return rc;
     l->poll.data = l;
-    uv_timer_init(&l->worker->loop, &l->pause);
+    uv_timer_init(l->server->loop, &l->pause);
     l->pause.data = l;
     l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
@@ -747,8 +747,9 @@ void gw_server_listener_close(gw_listener_t *l)
     l->reserve_fd = -1;
 }
 
-void gw_server_drain(gw_worker_t *w)
+void gw_server_drain(gw_server_t *w)
 {
+    w->draining = true;
     gw_conn_t *c = w->conns;
     while (c) {
         gw_conn_t *next = c->next;
@@ -760,7 +761,7 @@ void gw_server_drain(gw_worker_t *w)
     }
 }
 
-void gw_server_close_all(gw_worker_t *w)
+void gw_server_close_all(gw_server_t *w)
 {
     for (gw_conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;

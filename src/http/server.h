@@ -7,15 +7,40 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/worker.h"
+#include <uv.h>
+
+#include "http/counters.h"
 #include "http/parser.h"
 #include "util/block.h"
 
 typedef struct gw_conn_s gw_conn_t;
 typedef struct gw_request_s gw_request_t;
+typedef struct gw_handler_s gw_handler_t;
 
-/* A handler's callbacks. All run on the worker's loop. */
-typedef struct gw_handler_s {
+/* The connections one event loop serves, from any number of listeners. Filled in by the owner
+ * (a worker, or the control loop for the admin port) before the first listener starts; the
+ * HTTP layer knows nothing else about its owner. */
+typedef struct gw_server_s {
+    uv_loop_t *loop;
+    int request_timeout;         /* seconds allowed to read a request (requestTimeout) */
+    gw_counters_t *counters;     /* where this server's figures go */
+    gw_conn_t *conns;            /* open connections (for draining) */
+    bool draining;               /* no keep-alive any more; set by gw_server_drain */
+    void *data;                  /* the owner's */
+} gw_server_t;
+
+typedef struct gw_listener_s {
+    uv_poll_t poll;      /* readiness of the listening socket (we accept ourselves) */
+    uv_timer_t pause;    /* accepting paused after running out of file descriptors */
+    int reserve_fd;      /* spare fd, given up to accept-and-close when out of fds */
+    gw_server_t *server;
+    const gw_handler_t *handler;
+    int mode;   /* handler-specific: e.g. number of path segments to route on */
+    int fd;     /* bound, not yet listening, socket made by gw_listener_socket */
+} gw_listener_t;
+
+/* A handler's callbacks. All run on the server's loop. */
+struct gw_handler_s {
     /* The request head is complete and valid. The handler must eventually call
      * gw_request_finish or gw_request_abort (possibly from inside this call). */
     void (*on_request)(gw_request_t *req);
@@ -26,11 +51,11 @@ typedef struct gw_handler_s {
     void (*on_abort)(gw_request_t *req);
     /* The client's write queue fell below the low-water mark after being above it. */
     void (*on_drain)(gw_request_t *req);
-} gw_handler_t;
+};
 
 struct gw_request_s {
     gw_conn_t *conn;
-    gw_worker_t *worker;
+    gw_server_t *server;
     const gw_listener_t *listener;
     gw_body_kind_t body_kind;
     uint64_t content_length;
@@ -49,7 +74,7 @@ struct gw_request_s {
 #define GW_CONN_HIGH_WATER (256 * 1024)
 #define GW_CONN_LOW_WATER (64 * 1024)
 
-/* Starts listening on l->fd on its worker's loop. Returns 0 or a negative uv error.
+/* Starts listening on l->fd on its server's loop. Returns 0 or a negative uv error.
  * Accepting is ours (not libuv's): out of file descriptors, pending connections are accepted
  * and closed with a reserve fd and accepting pauses briefly, so the loop never spins and
  * existing connections keep being served. */
@@ -91,10 +116,10 @@ void gw_request_respond_error(gw_request_t *req, int status, const char *text);
 /* Reason phrase for a status code ("Unknown" if none). */
 const char *gw_http_reason(int status);
 
-/* Worker draining: closes idle connections now and makes busy ones close after their
- * current response. */
-void gw_server_drain(gw_worker_t *w);
-/* Closes every connection of the worker immediately (end of the grace period). */
-void gw_server_close_all(gw_worker_t *w);
+/* Draining: closes idle connections now and makes busy ones close after their current
+ * response. */
+void gw_server_drain(gw_server_t *s);
+/* Closes every connection of the server immediately (end of the grace period). */
+void gw_server_close_all(gw_server_t *s);
 
 #endif

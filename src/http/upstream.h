@@ -10,7 +10,7 @@
 
 #include <uv.h>
 
-#include "core/worker.h"
+#include "http/counters.h"
 #include "http/tls.h"
 #include "registry/snapshot.h"
 #include "util/block.h"
