@@ -12,7 +12,8 @@
   report.py record OUT key=value...  parse the wrk output named by wrk_out=FILE, add the
                                      key=value fields, append one JSON line to OUT
   report.py skip OUT PROXY SCENARIO WORKERS REASON   record a skipped run
-  report.py table RESULTS.jsonl      print the tables and appgw's ratios
+  report.py table RESULTS.jsonl      print the tables, appgw's ratios to nginx/HAProxy and
+                                     appgw's ratios between scenarios (oauth/get, certgen/https)
 """
 import json
 import os
@@ -183,7 +184,11 @@ def fmt_us(us):
 
 
 PROXY_ORDER = ["appgw", "nginx", "haproxy"]
-SCEN_NAME = {"get": "small GET", "post": "64 KiB POST"}
+SCEN_NAME = {"get": "small GET", "post": "64 KiB POST", "oauth": "OAuth GET", "https": "HTTPS GET",
+             "certgen": "CertGen GET"}
+# appgw scenario ratios: (route with credentials, the same route without them, what it measures)
+SCEN_PAIRS = [("oauth", "get", "OAuth bearer token (cached) vs open route, both plain HTTP"),
+              ("certgen", "https", "client certificate (CertificateGen) vs plain HTTPS route")]
 
 
 def _median(xs):
@@ -209,6 +214,7 @@ def aggregate(runs):
     a["errors"] = sum(r["errors"] for r in ok)
     a["bad_exit"] = sum(1 for r in ok if r.get("wrk_rc", 0) or not r.get("proxy_alive", 1))
     a["post_bytes"] = ok[0].get("post_bytes", 65536)
+    a["token_fetches"] = sum(r.get("token_fetches", 0) for r in ok)
     return a
 
 
@@ -241,6 +247,7 @@ def table(path, commit=""):
         if k not in keys:
             keys.append(k)
     summary = []
+    aggs = {}
     any_err = False
     for scen, w in keys:
         by = {}
@@ -248,6 +255,7 @@ def table(path, commit=""):
             if r["scenario"] == scen and r["workers"] == w:
                 by.setdefault(r["proxy"], []).append(r)
         sel = {p: aggregate(rs) for p, rs in by.items()}
+        aggs[(scen, w)] = sel
         label = SCEN_NAME.get(scen, scen)
         done_sel = [a for a in sel.values() if not a.get("skipped")]
         if scen == "post" and done_sel:
@@ -278,6 +286,8 @@ def table(path, commit=""):
                 line += f"  {a['cpu_min']:>6.1f}..{a['cpu_max']:<6.1f}"
             if a["skipped_rounds"]:
                 line += f"  ({a['skipped_rounds']} round(s) skipped)"
+            if a["token_fetches"]:
+                line += f"  ({a['token_fetches']} token request(s) during the measured run)"
             print(line)
         ok = {p: a for p, a in sel.items() if not a.get("skipped")}
         a = ok.get("appgw")
@@ -307,10 +317,42 @@ def table(path, commit=""):
         for label, w, rr, cr, pr, met in summary:
             print(f"{label:<12} workers={w}:  req/s x{rr:.2f}  CPU/req x{cr:.2f}  p99 x{pr:.2f}  "
                   f"{'MET' if met else 'NOT met'}")
+    scenario_ratios(aggs, [k[1] for k in keys])
     if any_err:
         print()
         print("!!! SOME RUNS HAD ERRORS (errors column marked !!!): their figures are not valid !!!")
     return 0
+
+
+def scenario_ratios(aggs, workers):
+    """Each proxy's figures in one scenario divided by its own figures in the paired one."""
+    def ratios(n, d, p):
+        a, b = n.get(p), d.get(p)
+        if not a or not b or a.get("skipped") or b.get("skipped"):
+            return None
+        f = lambda k: a[k] / b[k] if b[k] else 0.0
+        bad = a["errors"] or a["bad_exit"] or b["errors"] or b["bad_exit"]
+        return f("rps"), f("proxy_cpu_us_per_req"), f("p99_us"), bad
+
+    out = []
+    for num, den, what in SCEN_PAIRS:
+        for w in dict.fromkeys(workers):
+            n, d = aggs.get((num, w), {}), aggs.get((den, w), {})
+            r = ratios(n, d, "appgw")
+            if r is None:
+                continue
+            line = (f"{num + '/' + den:<13} workers={w}:  appgw req/s x{r[0]:.2f}  "
+                    f"CPU/req x{r[1]:.2f}  p99 x{r[2]:.2f}{'  !!!' if r[3] else ''}")
+            for p in ("nginx", "haproxy"):
+                q = ratios(n, d, p)
+                if q is not None:
+                    line += f"  | {p} x{q[0]:.2f} x{q[1]:.2f}{' !!!' if q[3] else ''}"
+            out.append(f"{line}   ({what})")
+    if out:
+        print()
+        print("== appgw scenario ratios: figure in the first scenario / in the second, same proxy "
+              "(nginx, haproxy: req/s and CPU/req, for reference) ==")
+        print("\n".join(out))
 
 
 def main(argv):

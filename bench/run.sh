@@ -12,11 +12,17 @@
 #   WARMUP [2]          seconds of wrk warm-up before each measured run (not counted)
 #   CONNECTIONS [64]    wrk connections;  THREADS [2]  wrk threads
 #   WORKERS ["1 2"]     proxy worker/thread counts to measure
-#   SCENARIOS ["get post"]   get = small GET, post = POST of POST_BYTES [65536] bytes
+#   SCENARIOS ["get post"]   get = small GET, post = POST of POST_BYTES [65536] bytes,
+#                       oauth = small GET with an OAuth bearer token (appgw: OAuth credentials,
+#                       token cached; nginx/HAProxy: a static Authorization header),
+#                       https = small GET to the origin over HTTPS (kept-alive, resumed TLS),
+#                       certgen = https with a client certificate (appgw: CertificateGen)
 #   PROXIES ["appgw nginx haproxy"]
 #   APPGW_BIN [/work/main/build/appgw]  (or $repo/build/appgw)
 #   BASE_PORT [27100]   ports used: BASE+80/81 origin (+status), +10 nginx, +20 haproxy,
-#                       +30/31/32 appgw proxy/compass/external API
+#                       +30/31/32 appgw proxy/compass/external API; with https/certgen also
+#                       +82/+83 origin HTTPS (+83 requires a client certificate), with
+#                       oauth +84 the OAuth token endpoint
 #   RESULTS_DIR [bench/results]   where the .jsonl and .txt of the run are kept
 #   RATE [0]            > 0: fixed load of about RATE req/s (wrk.lua delays each request by
 #                       CONNECTIONS*1000/RATE ms), so CPU/req compares proxies at one load
@@ -51,6 +57,9 @@ HAPROXY_PORT=$((BASE_PORT + 20))
 APPGW_PORT=$((BASE_PORT + 30))
 APPGW_COMPASS_PORT=$((BASE_PORT + 31))
 APPGW_API_PORT=$((BASE_PORT + 32))
+ORIGIN_TLS_PORT=$((BASE_PORT + 82))
+ORIGIN_MTLS_PORT=$((BASE_PORT + 83))
+TOKEN_PORT=$((BASE_PORT + 84))
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 HAPROXY_BIN=${HAPROXY_BIN:-/usr/sbin/haproxy}
 # the system python: a pyenv shim costs ~0.5 s per call on a loaded machine
@@ -69,12 +78,21 @@ command -v wrk >/dev/null 2>&1 || missing+=("wrk")
 [[ -x $HAPROXY_BIN ]] || missing+=("haproxy ($HAPROXY_BIN)")
 command -v curl >/dev/null 2>&1 || missing+=("curl")
 [[ -n $PYTHON ]] || missing+=("python3")
+NEED_TLS=0
+NEED_TOKEN=0
+for s in $SCENARIOS; do
+  if [[ $s == https || $s == certgen ]]; then NEED_TLS=1; fi
+  if [[ $s == oauth ]]; then NEED_TOKEN=1; fi
+done
+if ((NEED_TLS)); then command -v openssl >/dev/null 2>&1 || missing+=("openssl"); fi
 if ((${#missing[@]})); then
   echo "bench/run.sh: missing tool(s): ${missing[*]}" >&2
-  echo "install them with: bash scripts/setup.sh  (or: apt-get install -y wrk nginx-light haproxy curl python3)" >&2
+  echo "install them with: bash scripts/setup.sh  (or: apt-get install -y wrk nginx-light haproxy curl python3 openssl)" >&2
   exit 1
 fi
-for s in $SCENARIOS; do [[ $s == get || $s == post ]] || die "unknown scenario '$s' (get, post)"; done
+for s in $SCENARIOS; do
+  case $s in get | post | oauth | https | certgen) ;; *) die "unknown scenario '$s' (get, post, oauth, https, certgen)" ;; esac
+done
 for p in $PROXIES; do [[ $p == appgw || $p == nginx || $p == haproxy ]] || die "unknown proxy '$p'"; done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "bad ROUNDS '$ROUNDS'"
 [[ $RATE =~ ^[0-9]+$ ]] || die "bad RATE '$RATE'"
@@ -159,6 +177,90 @@ nginx_common_http() { # temp paths inside $TMP/$1
 EOF
 }
 
+# ---- test PKI (https, certgen): two CAs made with the openssl CLI, EC P-256 keys ----
+# ca.pem signs the origin's server certificate (SAN DNS:localhost, IP:127.0.0.1); every proxy
+# trusts only ca.pem. client-ca.pem signs client.pem (CN=appgw-bench-client), the client
+# certificate the origin's second TLS server requires.
+TLS_DIR="$TMP/tls"
+CLIENT_CN=appgw-bench-client
+make_pki() {
+  local d=$TLS_DIR
+  mkdir -p "$d"
+  cat >"$d/openssl.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+authorityKeyIdentifier = keyid
+[client_ext]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+EOF
+  local n
+  for n in ca client-ca server client; do
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/$n.key" || return 1
+  done
+  openssl req -x509 -config "$d/openssl.cnf" -extensions ca_ext -key "$d/ca.key" -days 2 \
+    -subj "/CN=appgw-bench server CA" -out "$d/ca.pem" || return 1
+  openssl req -x509 -config "$d/openssl.cnf" -extensions ca_ext -key "$d/client-ca.key" -days 2 \
+    -subj "/CN=appgw-bench client CA" -out "$d/client-ca.pem" || return 1
+  openssl req -new -config "$d/openssl.cnf" -key "$d/server.key" -subj "/CN=localhost" \
+    -out "$d/server.csr" || return 1
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -set_serial 2 -days 2 \
+    -extfile "$d/openssl.cnf" -extensions server_ext -out "$d/server.pem" || return 1
+  openssl req -new -config "$d/openssl.cnf" -key "$d/client.key" -subj "/CN=$CLIENT_CN" \
+    -out "$d/client.csr" || return 1
+  openssl x509 -req -in "$d/client.csr" -CA "$d/client-ca.pem" -CAkey "$d/client-ca.key" \
+    -set_serial 3 -days 2 -extfile "$d/openssl.cnf" -extensions client_ext -out "$d/client.pem" || return 1
+  cat "$d/client.pem" "$d/client.key" >"$d/client-and-key.pem" # HAProxy's crt wants both in one file
+}
+if ((NEED_TLS)); then
+  make_pki >"$TMP/openssl.log" 2>&1 || { cat "$TMP/openssl.log" >&2; die "could not make the test certificates"; }
+fi
+
+# the origin's locations, the same on its plain, TLS and client-certificate TLS servers.
+# /xff, /authz and /tls echo what the origin received (the pass-through checks use them).
+origin_locations() {
+  cat <<EOF
+    location ~ /xff\$ { return 200 "\$http_x_forwarded_for\n"; }
+    location = /authz { return 200 "\$http_authorization\n"; }
+    location = /tls { return 200 "\$scheme \$ssl_protocol \$ssl_cipher client-cert:\$ssl_client_verify \$ssl_client_s_dn\n"; }
+    location / { return 200 "hello\n"; }
+EOF
+}
+origin_tls_servers() {
+  ((NEED_TLS)) || return 0
+  cat <<EOF
+  ssl_certificate $TLS_DIR/server.pem;
+  ssl_certificate_key $TLS_DIR/server.key;
+  ssl_protocols TLSv1.2 TLSv1.3; # nginx 1.22 leaves TLSv1.3 out by default
+  ssl_session_cache shared:origin_tls:4m;
+  ssl_session_timeout 1h;
+  server {
+    listen 127.0.0.1:$ORIGIN_TLS_PORT ssl;
+$(origin_locations)
+  }
+  server {
+    listen 127.0.0.1:$ORIGIN_MTLS_PORT ssl;
+    ssl_verify_client on;
+    ssl_client_certificate $TLS_DIR/client-ca.pem;
+$(origin_locations)
+  }
+EOF
+}
+
 cat >"$TMP/origin.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -170,25 +272,139 @@ http {
 $(nginx_common_http origin-tmp)
   server {
     listen 127.0.0.1:$ORIGIN_PORT;
-    location ~ /xff\$ { return 200 "\$http_x_forwarded_for\n"; }
-    location / { return 200 "hello\n"; }
+$(origin_locations)
   }
   server {
     listen 127.0.0.1:$ORIGIN_STATUS_PORT;
     location / { stub_status; }
   }
+$(origin_tls_servers)
 }
 EOF
 need_port "$ORIGIN_PORT"
 need_port "$ORIGIN_STATUS_PORT"
+if ((NEED_TLS)); then need_port "$ORIGIN_TLS_PORT"; need_port "$ORIGIN_MTLS_PORT"; fi
 "$NGINX_BIN" -p "$TMP/" -e "$TMP/origin.err" -c "$TMP/origin.conf" >"$TMP/origin.log" 2>&1 &
 ORIGIN_PID=$!
 STARTED+=("$ORIGIN_PID")
 wait_http "http://127.0.0.1:$ORIGIN_PORT/small" 5 "$ORIGIN_PID" ||
   { cat "$TMP/origin.err" "$TMP/origin.log" >&2 2>/dev/null; die "origin nginx did not start"; }
+if ((NEED_TLS)); then
+  # the TLS server answers with the test CA; the client-certificate server refuses a request
+  # without one (nginx: 400) and answers with one
+  body=$(curl -sS --max-time 5 --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$ORIGIN_TLS_PORT/small" 2>&1) || true
+  [[ $body == hello ]] || die "origin HTTPS server: GET answered '${body:0:120}', not 'hello'"
+  code=$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --cacert "$TLS_DIR/ca.pem" \
+    "https://127.0.0.1:$ORIGIN_MTLS_PORT/small" 2>&1) || true
+  [[ $code == 400 ]] || die "origin client-certificate server: GET without a certificate answered '$code', not 400"
+  body=$(curl -sS --max-time 5 --cacert "$TLS_DIR/ca.pem" --cert "$TLS_DIR/client.pem" \
+    --key "$TLS_DIR/client.key" "https://127.0.0.1:$ORIGIN_MTLS_PORT/small" 2>&1) || true
+  [[ $body == hello ]] || die "origin client-certificate server: GET with the certificate answered '${body:0:120}', not 'hello'"
+fi
+
+# ---- OAuth token endpoint (oauth): python3 stdlib, one token for every request ----
+# POST /token with grant_type=client_credentials and the client id/secret (form fields or
+# Basic) answers 200 {"access_token": OAUTH_TOKEN, "expires_in": 3600}; anything else 401.
+# Each POST appends a line to $TOKEN_LOG, so the script can see when appgw fetches a token.
+OAUTH_TOKEN="bench-$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+OAUTH_CLIENT_ID=bench-client
+OAUTH_CLIENT_SECRET="bench-secret-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')"
+TOKEN_LOG="$TMP/token-requests.log"
+token_fetches() { if [[ -f $TOKEN_LOG ]]; then wc -l <"$TOKEN_LOG"; else echo 0; fi; }
+if ((NEED_TOKEN)); then
+  cat >"$TMP/token_server.py" <<'EOF'
+import base64, json, sys, urllib.parse
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+port, token, client_id, client_secret, log_path = sys.argv[1:6]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # readiness probe of run.sh
+        self._send(200, {"status": "ok"})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(n).decode("latin-1"))
+        offered = {(form.get("client_id", [""])[0], form.get("client_secret", [""])[0])}
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                offered.add(tuple(base64.b64decode(auth[6:]).decode().split(":", 1)))
+            except ValueError:
+                pass
+        ok = form.get("grant_type") == ["client_credentials"] and (client_id, client_secret) in offered
+        with open(log_path, "a") as f:
+            f.write(f"{self.path} {'ok' if ok else 'refused'}\n")
+        if ok:
+            self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+        else:
+            self._send(401, {"error": "invalid_client"})
+
+
+HTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+EOF
+  need_port "$TOKEN_PORT"
+  "$PYTHON" "$TMP/token_server.py" "$TOKEN_PORT" "$OAUTH_TOKEN" "$OAUTH_CLIENT_ID" \
+    "$OAUTH_CLIENT_SECRET" "$TOKEN_LOG" >"$TMP/token.log" 2>&1 &
+  TOKEN_PID=$!
+  STARTED+=("$TOKEN_PID")
+  wait_http "http://127.0.0.1:$TOKEN_PORT/ready" 5 "$TOKEN_PID" ||
+    { cat "$TMP/token.log" >&2 2>/dev/null; die "the OAuth token endpoint did not start"; }
+fi
 
 # ---- the proxies ----
-write_nginx_conf() { # W
+# scen_upstream SCEN: "scheme port" of the origin server the scenario goes to
+scen_upstream() {
+  case $1 in
+  https) echo "https $ORIGIN_TLS_PORT" ;;
+  certgen) echo "https $ORIGIN_MTLS_PORT" ;;
+  *) echo "http $ORIGIN_PORT" ;;
+  esac
+}
+
+# nginx_scen_lines SCEN: the scenario's extra lines of nginx's proxy location (a leading newline)
+nginx_scen_lines() {
+  case $1 in
+  oauth) printf '\n      proxy_set_header Authorization "Bearer %s";' "$OAUTH_TOKEN" ;;
+  https | certgen)
+    printf '\n      %s' "proxy_ssl_trusted_certificate $TLS_DIR/ca.pem;" "proxy_ssl_verify on;" \
+      "proxy_ssl_name localhost;" "proxy_ssl_session_reuse on;" \
+      "proxy_ssl_protocols TLSv1.2 TLSv1.3;" # 1.22 leaves TLSv1.3 out by default
+    if [[ $1 == certgen ]]; then
+      printf '\n      %s' "proxy_ssl_certificate $TLS_DIR/client.pem;" \
+        "proxy_ssl_certificate_key $TLS_DIR/client.key;"
+    fi
+    ;;
+  esac
+}
+
+# haproxy_scen_lines SCEN: the scenario's extra backend lines (a leading newline)
+haproxy_scen_lines() {
+  if [[ $1 == oauth ]]; then printf '\n    http-request set-header Authorization "Bearer %s"' "$OAUTH_TOKEN"; fi
+}
+# haproxy_server_opts SCEN: TLS options of the server line (HAProxy reuses TLS sessions by default)
+haproxy_server_opts() {
+  case $1 in
+  https) echo " ssl verify required ca-file $TLS_DIR/ca.pem verifyhost localhost" ;;
+  certgen) echo " ssl verify required ca-file $TLS_DIR/ca.pem verifyhost localhost crt $TLS_DIR/client-and-key.pem" ;;
+  esac
+}
+
+write_nginx_conf() { # W SCEN
+  local up_scheme up_port
+  read -r up_scheme up_port <<<"$(scen_upstream "${2:-get}")"
   cat >"$TMP/nginx.conf" <<EOF
 worker_processes $1;
 daemon off;
@@ -200,7 +416,7 @@ http {
 $(nginx_common_http nginx-tmp)
 ${NGINX_HTTP_EXTRA:-}
   upstream origin {
-    server 127.0.0.1:$ORIGIN_PORT;
+    server 127.0.0.1:$up_port;
     keepalive 64;
     keepalive_requests 1000000;
     keepalive_timeout 60s;
@@ -208,17 +424,19 @@ ${NGINX_HTTP_EXTRA:-}
   server {
     listen 127.0.0.1:$NGINX_PORT reuseport;
     location /bench/origin/ {
-      proxy_pass http://origin/;
+      proxy_pass $up_scheme://origin/;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;$(nginx_scen_lines "${2:-get}")
     }
   }
 }
 EOF
 }
 
-write_haproxy_conf() { # W
+write_haproxy_conf() { # W SCEN
+  local up_scheme up_port
+  read -r up_scheme up_port <<<"$(scen_upstream "${2:-get}")"
   cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread $1
@@ -243,12 +461,15 @@ frontend fe
     default_backend origin
 
 backend origin
-    http-request replace-path ^/bench/origin(/.*)\$ \1
-    server origin 127.0.0.1:$ORIGIN_PORT
+    http-request replace-path ^/bench/origin(/.*)\$ \1$(haproxy_scen_lines "${2:-get}")
+    server origin 127.0.0.1:$up_port$(haproxy_server_opts "${2:-get}")
 EOF
 }
 
-write_appgw_conf() {
+write_appgw_conf() { # SCEN
+  local scen=${1:-get} up_scheme up_port
+  read -r up_scheme up_port <<<"$(scen_upstream "$scen")"
+  rm -rf "$TMP/appgw-config"
   mkdir -p "$TMP/appgw-config"
   cat >"$TMP/appgw-config/bench.yaml" <<EOF
 apiVersion: applicationconnector.kyma-project.io/v1alpha1
@@ -262,37 +483,70 @@ spec:
     entries:
     - type: API
       name: v1
-      targetUrl: http://127.0.0.1:$ORIGIN_PORT/
+      targetUrl: $up_scheme://127.0.0.1:$up_port/
 EOF
+  case $scen in
+  oauth)
+    cat >>"$TMP/appgw-config/bench.yaml" <<EOF
+      credentials: {type: OAuth, secretName: bench-oauth, authenticationUrl: "http://127.0.0.1:$TOKEN_PORT/token"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bench-oauth, namespace: kyma-system}
+type: Opaque
+stringData:
+  clientId: "$OAUTH_CLIENT_ID"
+  clientSecret: "$OAUTH_CLIENT_SECRET"
+EOF
+    ;;
+  certgen)
+    cat >>"$TMP/appgw-config/bench.yaml" <<EOF
+      credentials: {type: CertificateGen, secretName: bench-cert}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: bench-cert, namespace: kyma-system}
+type: Opaque
+stringData:
+  crt: |
+$(sed 's/^/    /' "$TLS_DIR/client.pem")
+  key: |
+$(sed 's/^/    /' "$TLS_DIR/client.key")
+EOF
+    ;;
+  esac
 }
 
 proxy_port() {
   case $1 in appgw) echo "$APPGW_PORT" ;; nginx) echo "$NGINX_PORT" ;; haproxy) echo "$HAPROXY_PORT" ;; esac
 }
 
-# start_proxy NAME W: sets PROXY_PID; returns 1 (with SKIP_REASON) when it does not come up
+# start_proxy NAME W [SCEN]: sets PROXY_PID; returns 1 (with SKIP_REASON) when it does not come up
 PROXY_PID=""
 SKIP_REASON=""
 start_proxy() {
-  local name=$1 w=$2 port
+  local name=$1 w=$2 scen=${3:-get} port
+  local -a appgw_env=()
   port=$(proxy_port "$name")
   need_port "$port"
   case $name in
   nginx)
-    write_nginx_conf "$w"
+    write_nginx_conf "$w" "$scen"
     "$NGINX_BIN" -p "$TMP/" -e "$TMP/nginx.err" -c "$TMP/nginx.conf" >"$TMP/nginx.log" 2>&1 &
     PROXY_PID=$!
     ;;
   haproxy)
-    write_haproxy_conf "$w"
+    write_haproxy_conf "$w" "$scen"
     "$HAPROXY_BIN" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
     PROXY_PID=$!
     ;;
   appgw)
     need_port "$APPGW_COMPASS_PORT"
     need_port "$APPGW_API_PORT"
-    write_appgw_conf
-    "$APPGW_BIN" --configDir="$TMP/appgw-config" --listenAddress=127.0.0.1 \
+    write_appgw_conf "$scen"
+    # HTTPS upstreams: appgw trusts the CAs of SSL_CERT_FILE, here only the test CA
+    [[ $scen == https || $scen == certgen ]] && appgw_env=("SSL_CERT_FILE=$TLS_DIR/ca.pem")
+    env "${appgw_env[@]}" "$APPGW_BIN" --configDir="$TMP/appgw-config" --listenAddress=127.0.0.1 \
       --proxyPort="$APPGW_PORT" --proxyPortCompass="$APPGW_COMPASS_PORT" \
       --externalAPIPort="$APPGW_API_PORT" --workers="$w" --logLevel=warn \
       >"$TMP/appgw.log" 2>&1 &
@@ -314,9 +568,11 @@ start_proxy() {
   return 0
 }
 
-# check_proxy NAME: the proxy passes the small GET, the X-Forwarded-For and the POST through
+# check_proxy NAME [SCEN]: the proxy passes the small GET, the X-Forwarded-For and the POST
+# through; oauth: the origin saw "Authorization: Bearer <token>"; https/certgen: the origin
+# got the request over TLS (certgen: with the client certificate, verified)
 check_proxy() {
-  local port body code
+  local port body code scen=${2:-get}
   port=$(proxy_port "$1")
   body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/small" 2>&1) || true
   [[ $body == hello ]] || { SKIP_REASON="GET /bench/origin/small answered '${body:0:80}', not 'hello'"; return 1; }
@@ -326,6 +582,23 @@ check_proxy() {
     -H 'Content-Type: application/octet-stream' --data-binary @- \
     "http://127.0.0.1:$port/bench/origin/small" 2>&1) || true
   [[ $code == 200 ]] || { SKIP_REASON="POST of $POST_BYTES bytes answered '$code', not 200"; return 1; }
+  case $scen in
+  oauth)
+    body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/authz" 2>&1) || true
+    [[ $body == "Bearer $OAUTH_TOKEN" ]] ||
+      { SKIP_REASON="origin saw Authorization '${body:0:80}', not 'Bearer <the token endpoint's token>'"; return 1; }
+    log "check $1 $scen: origin saw Authorization: Bearer <token>"
+    ;;
+  https | certgen)
+    body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/tls" 2>&1) || true
+    if [[ $scen == https && $body != "https "* ]] ||
+      [[ $scen == certgen && $body != "https "*" client-cert:SUCCESS CN=$CLIENT_CN" ]]; then
+      SKIP_REASON="origin saw TLS '${body:0:120}'"
+      return 1
+    fi
+    log "check $1 $scen: origin saw $body"
+    ;;
+  esac
   return 0
 }
 
@@ -379,7 +652,7 @@ for w in $WORKERS; do
         continue
       fi
       SKIP_REASON=""
-      if ! start_proxy "$name" "$w" || ! check_proxy "$name"; then
+      if ! start_proxy "$name" "$w" "$scen" || ! check_proxy "$name" "$scen"; then
         log "SKIPPING $name $scen workers=$w: $SKIP_REASON"
         dump_log "$name"
         stop_proxy
@@ -395,6 +668,7 @@ for w in $WORKERS; do
         >"$TMP/warmup-$name-$scen-$w.txt" 2>&1 || true
       loadavg=$(cut -d' ' -f1 /proc/loadavg)
       read -r pt0 _ _ ot0 sb0 _ wall0 <<<"$($REPORT snap "$PROXY_PID" "$ORIGIN_PID" "$STUB_URL")"
+      tf0=$(token_fetches)
       times >"$TMP/times0"
       wrk_out="$TMP/wrk-$name-$scen-$w.txt"
       rc=0
@@ -403,6 +677,7 @@ for w in $WORKERS; do
         >"$wrk_out" 2>&1 || rc=$?
       times >"$TMP/times1"
       read -r pt1 phwm pn ot1 sb1 oa1 wall1 <<<"$($REPORT snap "$PROXY_PID" "$ORIGIN_PID" "$STUB_URL")"
+      tf1=$(token_fetches)
       alive=1
       kill -0 "$PROXY_PID" 2>/dev/null || alive=0
       stop_proxy
@@ -412,7 +687,10 @@ for w in $WORKERS; do
         proxy_hwm_kb="$phwm" proxy_nprocs="$pn" origin_ticks0="$ot0" origin_ticks1="$ot1" \
         origin_accepts0="$oa0" origin_accepts1="$oa1" loadavg="$loadavg" commit="$COMMIT" round="$round" delay_ms="$DELAY_MS" \
         sys_busy0="$sb0" sys_busy1="$sb1" wall0="$wall0" wall1="$wall1" \
-        times0="$TMP/times0" times1="$TMP/times1"
+        times0="$TMP/times0" times1="$TMP/times1" token_fetches="$((tf1 - tf0))"
+      if ((tf1 > tf0)); then
+        log "!!! $name $scen workers=$w: $((tf1 - tf0)) token request(s) during the measured run (cache not warm)"
+      fi
       if [[ $alive == 0 ]]; then
         log "!!! $name DIED during the run"
         dump_log "$name"

@@ -68,7 +68,8 @@ static void test_syntaxes(void)
                             "--logLevel", "debug", "-applicationSecretsNamespace=ns", "--kubeConfig",
                             "/k/config", "-apiServerURL=https://k8s:6443", "-proxyTimeout=5",
                             "--requestTimeout", "7", "-proxyCacheTTL=0", "-configDir=/etc/appgw",
-                            "-workers", "4", "--shutdownGrace=0", "-listenAddress", "127.0.0.1")),
+                            "-workers", "4", "--shutdownGrace=0", "-listenAddress", "127.0.0.1",
+                            "--retryBodyLimit=0")),
                  0);
     CHECK_EQ_INT(f.proxy_port, 9000);
     CHECK_EQ_INT(f.proxy_port_compass, 9002);
@@ -84,7 +85,15 @@ static void test_syntaxes(void)
     CHECK_EQ_INT(f.workers, 4);
     CHECK_EQ_INT(f.shutdown_grace, 0);
     CHECK_EQ_STR(f.listen_address, "127.0.0.1");
+    CHECK_EQ_INT(f.retry_body_limit, 0);
     gw_flags_free(&f);
+    /* defaults of our additions */
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-proxyPort=9000")), 0);
+    CHECK_EQ_INT(f.retry_body_limit, 1024 * 1024);
+    gw_flags_free(&f);
+    /* out of range */
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-retryBodyLimit=-1")), GW_EINVAL);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-retryBodyLimit=2000000000")), GW_EINVAL);
 }
 
 static void test_values(void)
