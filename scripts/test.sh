@@ -1,17 +1,44 @@
 #!/usr/bin/env bash
 # test.sh: installs dependencies, builds, and runs every test: unit tests (ctest), end-to-end
-# tests (pytest against the real binary and real nginx/upstreams on 127.0.0.1), each libFuzzer
-# target for a bounded time, then unit + end-to-end tests again under ASan+UBSan.
+# tests (pytest against the real binary and real nginx, oidc-provider and test upstreams on
+# 127.0.0.1), each libFuzzer target for a bounded time, then unit + end-to-end tests again under
+# ASan+UBSan. Prints each phase with its duration and a summary at the end.
 #   FUZZ_SECONDS (default 20) per fuzz target; SKIP_ASAN=1 / SKIP_FUZZ=1 to shorten local runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
 
 # Debian's python3 has python3-pytest; a python3 earlier on PATH (pyenv, venv) may not.
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-step() { printf '\n==== %s\n' "$*"; }
+phases=()
+t_all=$SECONDS
+t_phase=$SECONDS
+current=""
+step() {
+  if [ -n "$current" ]; then
+    phases+=("$(printf '%5ds  %s' $((SECONDS - t_phase)) "$current")")
+    printf -- '---- %s: %ds\n' "$current" $((SECONDS - t_phase))
+  fi
+  current="$*"
+  t_phase=$SECONDS
+  [ -n "$current" ] && printf '\n==== %s\n' "$current"
+  return 0
+}
+summary() {
+  local rc=$?
+  step ""
+  printf '\n==== summary\n'
+  printf '%s\n' "${phases[@]}"
+  printf '%5ds  total\n' $((SECONDS - t_all))
+  [ $rc -eq 0 ] && echo "all tests passed" || echo "FAILED (exit $rc) in the last phase above"
+}
+trap summary EXIT
+
+step "setup (Debian packages)"
+scripts/setup.sh
+step "setup (OAuth test server: npm oidc-provider)"
+tests/e2e/oauth/install.sh
 
 step "build (release)"
 scripts/build.sh release
@@ -50,4 +77,3 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   step "end-to-end tests (ASan+UBSan)"
   APPGW_BIN="$PWD/build-asan/appgw" APPGW_SANITIZE=1 "$PY" -m pytest -q tests/e2e
 fi
-echo "all tests passed"

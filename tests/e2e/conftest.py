@@ -137,6 +137,37 @@ def main_gw(tmp_path_factory, upstream, nginx, closed_port, certs):
     assert rc == 0, "main gateway exited with %r on SIGTERM; stderr tail:\n%s" % (rc, gw.log_tail())
 
 
+# --- credential types OAuth / OAuthWithCert / CertificateGen / CSRF (auth_helpers.py)
+
+@pytest.fixture(scope="session")
+def auth_certs(tmp_path_factory, certs):
+    return H.make_auth_certs(str(tmp_path_factory.mktemp("authcerts")), certs)
+
+
+@pytest.fixture(scope="session")
+def authmock(tmp_path_factory):
+    import auth_helpers as A
+    m = A.AuthMock(str(tmp_path_factory.mktemp("authmock")))
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_server(tmp_path_factory, certs, auth_certs):
+    import auth_helpers as A
+    s = A.OAuthServer(str(tmp_path_factory.mktemp("oauth")), certs, auth_certs)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def mtls_nginx(tmp_path_factory, certs, auth_certs, authmock):
+    import auth_helpers as A
+    n = A.MtlsNginx(str(tmp_path_factory.mktemp("mtlsnginx")), certs, auth_certs, authmock.port)
+    yield n
+    n.stop()
+
+
 @pytest.fixture
 def tmpdir_str(tmp_path):
     return str(tmp_path)

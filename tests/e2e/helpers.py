@@ -537,6 +537,88 @@ def make_certs(d):
              "untrusted.pem", "untrusted.key")}
 
 
+CLIENT_DN = "CN=appgw-e2e-client"       # subject of client.pem / client-expired.pem / client-other.pem
+CLIENT_EC_DN = "CN=appgw-e2e-client-ec"  # subject of client-ec.pem
+
+
+def make_auth_certs(d, certs):
+    """Certificates for client-certificate authentication (OAuthWithCert, CertificateGen, mTLS
+    upstreams), made with the openssl CLI in directory d:
+
+      client-ca.pem/.key       CA that mTLS servers trust for client certificates
+      client.pem/.key          RSA-2048 client cert (CN=appgw-e2e-client) from client-ca, valid;
+                               client.key is PKCS#8, client-rsa1.key the same key as PKCS#1
+      client-ec.pem/.key       P-256 client cert (CN=appgw-e2e-client-ec) from client-ca, valid
+      client-expired.pem/.key  same subject, from client-ca, expired in 2020
+      client-other.pem/.key    same subject, from other-ca (not trusted by the mTLS servers)
+      other-ca.pem/.key        that other CA
+      server-expired.pem/.key  server cert for 127.0.0.1/localhost from the main test CA
+                               (certs["ca.pem"]), expired in 2020
+
+    Expired certificates come from `openssl ca -startdate/-enddate` (works with OpenSSL 3.0,
+    whose `x509 -req` has no -not_before/-not_after)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    rsa = ["-newkey", "rsa:2048", "-nodes"]
+    for name, cn in (("client-ca", "appgw e2e client CA"), ("other-ca", "appgw e2e other CA")):
+        _openssl(["req", "-x509"] + ec + ["-keyout", name + ".key", "-out", name + ".pem", "-days", "3",
+                  "-subj", "/CN=%s" % cn,
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+
+    def csr(name, subj, newkey):
+        _openssl(["req"] + newkey + ["-keyout", name + ".key", "-out", name + ".csr", "-subj", subj], d)
+
+    def sign(name, ca, ext):
+        _openssl(["x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                  "-CAcreateserial", "-out", name + ".pem", "-days", "3", "-extfile", ext], d)
+
+    def sign_expired(name, ca_pem, ca_key, ext):
+        cadir = os.path.join(d, "ca-db-" + name)
+        os.makedirs(cadir, exist_ok=True)
+        with open(os.path.join(cadir, "index.txt"), "w"):
+            pass
+        with open(os.path.join(cadir, "serial"), "w") as f:
+            f.write("%X\n" % (0x1000 + len(name)))
+        with open(os.path.join(cadir, "ca.cnf"), "w") as f:
+            f.write("[ca]\ndefault_ca = e2e\n[e2e]\ndatabase = %(c)s/index.txt\nnew_certs_dir = %(c)s\n"
+                    "serial = %(c)s/serial\ndefault_md = sha256\npolicy = pol\ncopy_extensions = none\n"
+                    "unique_subject = no\n[pol]\ncommonName = supplied\n" % {"c": cadir})
+        _openssl(["ca", "-config", os.path.join(cadir, "ca.cnf"), "-batch", "-notext",
+                  "-cert", ca_pem, "-keyfile", ca_key, "-in", name + ".csr", "-out", name + ".pem",
+                  "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-extfile", ext], d)
+
+    csr("client", "/" + CLIENT_DN, rsa)
+    sign("client", "client-ca", "client.ext")
+    _openssl(["rsa", "-in", "client.key", "-traditional", "-out", "client-rsa1.key"], d)
+    csr("client-ec", "/" + CLIENT_EC_DN, ec)
+    sign("client-ec", "client-ca", "client.ext")
+    csr("client-expired", "/" + CLIENT_DN, rsa)
+    sign_expired("client-expired", "client-ca.pem", "client-ca.key", "client.ext")
+    csr("client-other", "/" + CLIENT_DN, rsa)
+    sign("client-other", "other-ca", "client.ext")
+    csr("server-expired", "/CN=localhost", ec)
+    sign_expired("server-expired", certs["ca.pem"], certs["ca.pem"][:-4] + ".key", "server.ext")
+    out = {k: os.path.join(d, k) for k in
+           ("client-ca.pem", "client.pem", "client.key", "client-rsa1.key", "client-ec.pem", "client-ec.key",
+            "client-expired.pem", "client-expired.key", "client-other.pem", "client-other.key",
+            "other-ca.pem", "server-expired.pem", "server-expired.key")}
+    for k, p in out.items():
+        if not os.path.isfile(p):
+            raise RuntimeError("certificate generation did not produce %s" % p)
+    return out
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 # --------------------------------------------------------------------------- nginx
 
 NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
