@@ -1,7 +1,7 @@
-/* proxy.c: one request's trip through the gateway: route, build the upstream head, stream the
- * body up with backpressure, parse the upstream response, rewrite and stream it back.
- * Every exit path releases the upstream connection exactly once (reusable only when both
- * messages were complete) and unpins the snapshot. */
+/* proxy.c: one request's trip through the gateway: route, credentials, build the upstream
+ * head, run the exchange through http/client.c (body streamed up with backpressure), rewrite
+ * the response and stream it back; resend after a stale pooled connection or a 401/403.
+ * Every exit path ends the upstream exchange exactly once and unpins the snapshot. */
 #include "gateway/proxy.h"
 
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include "auth/creds.h"
 #include "core/worker.h"
 #include "gateway/rewrite.h"
-#include "http/upstream.h"
+#include "http/client.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -35,12 +35,12 @@ typedef struct {
 
 /* Where a request is, and what holds in each phase:
  * PX_CREDS     waiting for a fetched credential (OAuth or CSRF token): cred_wait is parked in
- *              the worker's credential view, up is NULL, up_head is empty; the timer bounds the
+ *              the worker's credential view, cl is NULL, up_head is empty; the timer bounds the
  *              wait by proxyTimeout. Body bytes that arrive are queued.
- * PX_UPSTREAM  up_head is built with the credentials; connecting (up may be NULL only between a
- *              stale connection's close and the resend), sending the request, waiting for the
- *              response head; the timer runs as documented in docs/architecture.md. Body bytes
- *              sent are kept in `sent` while a resend is still possible (replayable).
+ * PX_UPSTREAM  up_head is built with the credentials; cl is the exchange: connecting, sending
+ *              (connected: it takes body bytes), waiting for the response head; the timer runs
+ *              as documented in docs/architecture.md. Body bytes sent are kept in `sent` while a
+ *              resend is still possible (replayable).
  * PX_STREAM    the response head went to the client (held_head may wait for the first body
  *              bytes); the body streams; no resend of any kind is possible any more.
  * A 401/403 in PX_UPSTREAM may send the request back to PX_CREDS once (§6.8). */
@@ -52,15 +52,13 @@ typedef struct {
     gw_worker_t *worker;
     gw_pin_t *pin;               /* the snapshot, pinned for the life of the request */
     const gw_api_t *api;
-    gw_upconn_t *up;
+    gw_client_t *cl;             /* the upstream exchange under way, or NULL */
     uv_timer_t timer;            /* proxyTimeout until the response head */
     gw_buf_t up_head;            /* upstream request head */
     size_t path_off, path_len;   /* upstream path+query inside up_head (Location rewriting) */
     gw_str_t prefix;             /* "/{APP}/{SERVICE}[/{ENTRY}]", inside the request's head */
     piece_list_t queue;          /* body bytes waiting for the upstream connection */
-    bool connected;
-    bool up_head_held;           /* request head waits to leave with the first body bytes */
-    bool up_write_failed;        /* the upstream stopped taking bytes; its answer or close decides */
+    bool connected;              /* cl takes body bytes (connected, no write failed) */
     bool body_all_received;      /* client body fully received from the client */
     bool body_started;           /* body bytes were handed to an upstream connection */
     bool up_reused;              /* the current upstream connection came from the pool */
@@ -73,21 +71,15 @@ typedef struct {
     bool auth_retried;           /* the one resend after 401/403 (§6.8) happened */
     const gw_header_t *access_token; /* the caller's Access-Token header, or NULL */
     gw_str_t target_path, query; /* TARGET_PATH and the caller's query, inside the request head */
-    bool resp_done;
-    bool up_keepalive;           /* upstream allows reuse */
     bool client_close;           /* close the client connection after this response */
     bool dechunk;                /* HTTP/1.0 client, chunked upstream: strip framing */
     bool is_head;
     bool up_paused;
-    bool got_response_bytes;
     int retries;
     int status;                  /* status sent to the client */
-    gw_buf_t resp_buf;           /* partial upstream response head */
     char *held_head;             /* response head not yet queued to the client */
     size_t held_head_len;
     gw_body_kind_t resp_kind;
-    uint64_t resp_left;
-    gw_chunked_t resp_chunked;
 } proxy_t;
 
 static void proxy_connect(proxy_t *px);
@@ -102,7 +94,6 @@ static void on_timer_closed(uv_handle_t *h)
     proxy_t *px = h->data;
     free(px->held_head);
     gw_buf_free(&px->up_head);
-    gw_buf_free(&px->resp_buf);
     if (px->pin) gw_pin_put(px->pin);
     free(px);
 }
@@ -164,18 +155,19 @@ static void drop_queue(proxy_t *px)
     drop_sent(px);
 }
 
-static void release_up(proxy_t *px, bool reusable)
+/* Ends the upstream exchange under way, if any (its connection is closed). */
+static void release_up(proxy_t *px)
 {
-    if (!px->up) return;
-    gw_upconn_release(px->up, reusable);
-    px->up = NULL;
+    if (!px->cl) return;
+    gw_client_abort(px->cl);
+    px->cl = NULL;
 }
 
 /* Ends the proxy's part; the request (if any) has already been finished or aborted. */
 static void proxy_free(proxy_t *px)
 {
     gw_creds_cancel(&px->cred_wait);
-    release_up(px, false);
+    release_up(px);
     drop_queue(px);
     if (px->req) px->req->data = NULL;
     px->req = NULL;
@@ -203,7 +195,7 @@ static void log_request(proxy_t *px, gw_request_t *req, int status)
 static void fail_request(proxy_t *px, int status, const char *text)
 {
     gw_request_t *req = px->req;
-    release_up(px, false);
+    release_up(px);
     if (req) {
         log_request(px, req, status);
         req->data = NULL;
@@ -221,9 +213,7 @@ static void fail_request(proxy_t *px, int status, const char *text)
 static void complete(proxy_t *px)
 {
     gw_request_t *req = px->req;
-    bool up_reusable =
-        px->up_keepalive && px->body_all_received && px->resp_kind != GW_BODY_EOF && !px->up_write_failed;
-    release_up(px, up_reusable);
+    release_up(px); /* normally gone already: the client pooled or closed its connection */
     if (req) {
         log_request(px, req, px->status);
         req->data = NULL;
@@ -238,7 +228,7 @@ static void complete(proxy_t *px)
 static void abort_both(proxy_t *px)
 {
     gw_request_t *req = px->req;
-    release_up(px, false);
+    release_up(px);
     if (req) {
         req->data = NULL;
         px->req = NULL;
@@ -437,7 +427,6 @@ static void on_request(gw_request_t *req)
     px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
     px->status = 0;
     gw_buf_init(&px->up_head, UP_HEAD_MAX);
-    gw_buf_init(&px->resp_buf, GW_HTTP_MAX_HEAD + GW_BLOCK_SIZE);
     uv_timer_init(&w->loop, &px->timer);
     px->timer.data = px;
     req->data = px;
@@ -493,12 +482,13 @@ static void on_creds(gw_cred_wait_t *w, int status, const char *error)
 
 /* ---------- upstream side ---------- */
 
-static void up_on_connect(void *ud, int status, const char *reason);
-static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len);
-static void up_on_close(void *ud, int status);
-static void up_on_drain(void *ud);
+static void cl_on_connect(void *ud);
+static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, uint64_t content_length);
+static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool done);
+static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *reason);
+static void cl_on_drain(void *ud);
 
-static const gw_upconn_cb_t up_cb = {up_on_connect, up_on_data, up_on_close, up_on_drain};
+static const gw_client_cb_t cl_cb = {cl_on_connect, cl_on_head, cl_on_body, cl_on_error, cl_on_drain};
 
 static void on_proxy_timeout(uv_timer_t *t)
 {
@@ -527,10 +517,8 @@ static void start_proxy_timer(proxy_t *px)
 /* The upstream refused a write. It may still answer (servers answer 401/413 before reading an
  * upload, then close), so keep reading: its response or its close decides. Body bytes that
  * arrive meanwhile wait in the queue (for a resend after the close, if there is one). */
-static void up_write_failed(proxy_t *px, int rc)
+static void up_write_failed(proxy_t *px)
 {
-    (void)rc;
-    px->up_write_failed = true;
     px->connected = false;
     if (px->phase != PX_STREAM && !uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
 }
@@ -549,17 +537,10 @@ static bool auth_retry_possible(const proxy_t *px)
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
 {
     px->body_started = true;
-    int rc;
-    if (px->up_head_held) {
-        px->up_head_held = false;
-        rc = gw_upconn_write_head_and_block(px->up, px->up_head.base, px->up_head.len, b, off, len);
-    } else {
-        rc = gw_upconn_write_block(px->up, b, off, len);
-    }
-    if (rc < 0) {
+    if (gw_client_send(px->cl, b, off, len) < 0) {
         /* Keep the piece for a resend on another connection, if that is still possible. */
         if (px->replayable && px->sent.bytes + len <= replay_limit(px)) pieces_push(&px->sent, b, off, len);
-        up_write_failed(px, rc);
+        up_write_failed(px);
         return;
     }
     if (px->replayable) {
@@ -567,81 +548,62 @@ static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
         else drop_sent(px);
     }
     gw_request_t *req = px->req;
-    if (req && !req->body_done && gw_upconn_write_queue(px->up) >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
+    if (req && !req->body_done && gw_client_write_queue(px->cl) >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
+}
+
+/* The whole body was handed over: the exchange may pool its connection afterwards. */
+static void send_request_done(proxy_t *px)
+{
+    if (gw_client_request_done(px->cl) < 0) up_write_failed(px);
 }
 
 static void proxy_connect(proxy_t *px)
 {
     gw_worker_t *w = px->worker;
+    gw_request_t *req = px->req;
     px->connected = false;
-    px->up_write_failed = false;
-    px->got_response_bytes = false;
     px->resp_head_seen = false;
     if (!uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
-    int rc = gw_upstream_get(w->pool, &px->api->target, px->api->skip_verify, px->api->tls_ctx, &up_cb, px,
-                             &px->up);
+    int rc = gw_client_start(w->pool, &px->api->target, px->api->skip_verify, px->api->tls_ctx, px->up_head.base,
+                             px->up_head.len, req->body_kind != GW_BODY_NONE, px->is_head, &cl_cb, px, &px->cl);
     px->up_reused = rc == GW_OK;
-    gw_request_t *req = px->req;
-    bool fits = !req || req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
+    bool fits = req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
     px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
     if (rc == GW_OK) {
         GW_COUNT(&w->counters, upstream_reused, 1);
-        up_on_connect(px, 0, NULL);
+        cl_on_connect(px);
     } else {
         GW_COUNT(&w->counters, upstream_connects, 1);
     }
 }
 
-static void up_on_connect(void *ud, int status, const char *reason)
+static void cl_on_connect(void *ud)
 {
     proxy_t *px = ud;
-    if (status < 0) {
-        px->up = NULL; /* already released by the pool */
-        GW_COUNT(&px->worker->counters, upstream_errors, 1);
-        gw_log(GW_LOG_WARN, "upstream connection failed", "upstream", px->api->target.host_header, "reason", reason,
-               NULL);
-        fail_request(px, 502, NULL);
-        return;
-    }
     px->connected = true;
     /* While the client is still uploading, its own inactivity timeout (requestTimeout) is the
      * bound; proxyTimeout counts again from the moment the whole request has been sent. */
     if (!px->body_all_received) uv_timer_stop(&px->timer);
-    if (px->req && px->req->body_kind != GW_BODY_NONE) {
-        /* One writev for the head and the first body bytes (queued, or the next to arrive). */
-        px->up_head_held = true;
-    } else {
-        int rc = gw_upconn_write_copy(px->up, px->up_head.base, px->up_head.len);
-        if (rc < 0) {
-            up_write_failed(px, rc);
-            return;
-        }
+    if (gw_client_write_failed(px->cl)) { /* the head alone (no body) was refused */
+        up_write_failed(px);
+        return;
     }
-    while (px->queue.head && px->up && !px->up_write_failed) {
+    /* Queued body bytes: the first piece leaves with the head in one writev. */
+    while (px->queue.head && px->connected) {
         body_piece_t *p = pieces_pop(&px->queue);
         send_body_piece(px, p->b, p->off, p->len);
         gw_block_unref(p->b);
         free(p);
     }
-    if (px->req && !px->req->body_done && px->up && gw_upconn_write_queue(px->up) < GW_UP_HIGH_WATER)
+    if (px->connected && px->body_all_received) send_request_done(px);
+    if (px->req && !px->req->body_done && px->connected && gw_client_write_queue(px->cl) < GW_UP_HIGH_WATER)
         gw_request_resume_body(px->req);
 }
 
-static void up_on_drain(void *ud)
+static void cl_on_drain(void *ud)
 {
     proxy_t *px = ud;
     if (px->req && !px->req->body_done) gw_request_resume_body(px->req);
-}
-
-static bool resp_header_says_close(const gw_resp_head_t *h)
-{
-    for (size_t i = 0; i < h->nheaders; i++) {
-        if (!GW_STR_IEQ_LIT(h->headers[i].name, "connection")) continue;
-        gw_str_t rest = h->headers[i].value, e;
-        while (gw_str_next_token(&rest, &e))
-            if (GW_STR_IEQ_LIT(e, "close")) return true;
-    }
-    return false;
 }
 
 /* Writes the client's response head from the upstream's. Returns 0 or GW_ENOMEM. */
@@ -735,41 +697,6 @@ static void client_write(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     if (len) gw_request_write_block(px->req, b, off, len);
 }
 
-/* Forwards body bytes b[off..off+len) of the response; returns bytes used (the rest, if the
- * message ended, is garbage after the message). */
-static size_t forward_body(proxy_t *px, gw_block_t *b, size_t off, size_t len)
-{
-    size_t used = len;
-    if (px->resp_kind == GW_BODY_LENGTH) {
-        used = (size_t)GW_MIN((uint64_t)len, px->resp_left);
-        px->resp_left -= used;
-        if (px->resp_left == 0) px->resp_done = true;
-    } else if (px->resp_kind == GW_BODY_CHUNKED) {
-        size_t out_len = 0;
-        int rc;
-        if (px->dechunk) {
-            /* In-place decoding: the block is ours only if nobody else holds it. */
-            gw_block_t *copy = gw_block_get();
-            size_t consumed = 0;
-            rc = gw_chunked_feed(&px->resp_chunked, b->data + off, len, &consumed, copy->data, &out_len);
-            if (rc >= 0 && out_len && px->req) client_write(px, copy, 0, out_len);
-            gw_block_unref(copy);
-            used = consumed;
-        } else {
-            rc = gw_chunked_feed(&px->resp_chunked, b->data + off, len, &used, NULL, NULL);
-        }
-        if (rc < 0) return (size_t)-1;
-        if (rc == 1) px->resp_done = true;
-        if (px->dechunk) {
-            GW_COUNT(&px->worker->counters, bytes_out, out_len);
-            return used;
-        }
-    }
-    if (used && px->req) client_write(px, b, off, used);
-    GW_COUNT(&px->worker->counters, bytes_out, used);
-    return used;
-}
-
 /* §6.8: the upstream refused the fetched credentials. Forget them, fetch fresh ones and send
  * the request once more, with the body kept so far first. The refused answer is not read:
  * its connection is closed. */
@@ -779,140 +706,93 @@ static void auth_retry(proxy_t *px, int status)
     gw_log(GW_LOG_INFO, status == 401 ? "upstream answered 401, resending with fresh credentials"
                                       : "upstream answered 403, resending with fresh credentials",
            "application", px->api->app, "service", px->api->service_name, NULL);
-    release_up(px, false);
+    release_up(px); /* inside the exchange's own callback: it ends when that returns */
     gw_creds_invalidate(px->worker->creds, px->api, px->need_token, &px->creds);
     pieces_prepend(&px->queue, &px->sent);
     px->replayable = false;
     px->body_started = false;
-    px->up_head_held = false;
     px->connected = false;
-    px->up_write_failed = false;
     px->retries = 0;
-    gw_buf_reset(&px->resp_buf);
     uv_timer_stop(&px->timer);
     proxy_start(px);
 }
 
-static void up_on_data(void *ud, gw_block_t *b, size_t off, size_t len)
+static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, uint64_t content_length)
+{
+    (void)content_length;
+    proxy_t *px = ud;
+    px->resp_head_seen = true;
+    if ((h->status == 401 || h->status == 403) && px->req && auth_retry_possible(px) &&
+        (!px->body_started || px->replayable)) {
+        auth_retry(px, h->status);
+        return GW_DECLINED;
+    }
+    drop_sent(px);
+    uv_timer_stop(&px->timer);
+    px->resp_kind = kind;
+    if (!px->req || send_response_head(px, h) != GW_OK) {
+        fail_request(px, 502, NULL);
+        return GW_DECLINED;
+    }
+    if (px->dechunk) gw_client_decode_chunked(px->cl);
+    return GW_OK;
+}
+
+static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool done)
 {
     proxy_t *px = ud;
-    px->got_response_bytes = true;
-    while (px->phase != PX_STREAM && len > 0) {
-        const char *p;
-        size_t avail, before = px->resp_buf.len;
-        if (before == 0) {
-            p = b->data + off;
-            avail = len;
-        } else {
-            if (gw_buf_append(&px->resp_buf, b->data + off, len) != GW_OK) {
-                fail_request(px, 502, NULL);
-                return;
-            }
-            p = px->resp_buf.base;
-            avail = px->resp_buf.len;
-        }
-        gw_resp_head_t h;
-        int rc = gw_http_parse_response(p, avail, &h);
-        if (rc == 0) {
-            if (before == 0 && gw_buf_append(&px->resp_buf, p, avail) != GW_OK) {
-                fail_request(px, 502, NULL);
-                return;
-            }
-            return;
-        }
-        if (rc < 0 || h.status == 101) {
-            gw_log(GW_LOG_WARN, "malformed upstream response", "upstream", px->api->target.host_header, NULL);
-            GW_COUNT(&px->worker->counters, upstream_errors, 1);
-            fail_request(px, 502, NULL);
-            return;
-        }
-        size_t from_block = (size_t)rc - before;
-        if (h.status < 200) {
-            /* Interim response: skip it (we answered 100-continue ourselves). */
-            if (before) {
-                gw_buf_consume(&px->resp_buf, (size_t)rc);
-                /* Whatever stayed in resp_buf came from this block: hand it back. */
-                size_t keep = px->resp_buf.len;
-                gw_buf_reset(&px->resp_buf);
-                off += len - keep;
-                len = keep;
-            } else {
-                off += from_block;
-                len -= from_block;
-            }
-            continue;
-        }
-        if (gw_http_response_framing(&h, px->is_head, &px->resp_kind, &px->resp_left) != GW_OK) {
-            GW_COUNT(&px->worker->counters, upstream_errors, 1);
-            fail_request(px, 502, NULL);
-            return;
-        }
-        px->resp_head_seen = true;
-        if ((h.status == 401 || h.status == 403) && px->req && auth_retry_possible(px) &&
-            (!px->body_started || px->replayable)) {
-            auth_retry(px, h.status);
-            return;
-        }
-        drop_sent(px);
-        uv_timer_stop(&px->timer);
-        px->up_keepalive = h.minor_version >= 1 && !resp_header_says_close(&h);
-        if (!px->req) return;
-        if (send_response_head(px, &h) != GW_OK) {
-            fail_request(px, 502, NULL);
-            return;
-        }
-        gw_buf_reset(&px->resp_buf);
-        off += from_block;
-        len -= from_block;
-        if (px->resp_kind == GW_BODY_NONE || (px->resp_kind == GW_BODY_LENGTH && px->resp_left == 0))
-            px->resp_done = true;
-    }
-    if (!px->resp_done && len > 0) {
-        size_t used = forward_body(px, b, off, len);
-        if (used == (size_t)-1) {
-            abort_both(px);
-            return;
-        }
-        if (used < len) px->up_keepalive = false; /* bytes after the message */
-    } else if (px->resp_done && len > 0) {
-        px->up_keepalive = false;
+    if (len) {
+        client_write(px, b, off, len);
+        GW_COUNT(&px->worker->counters, bytes_out, len);
     }
     if (px->held_head) client_write(px, NULL, 0, 0);
-    if (px->resp_done) {
+    if (done) {
+        px->cl = NULL; /* the exchange pooled or closed its connection */
         complete(px);
         return;
     }
-    if (px->req && gw_request_write_queue(px->req) >= GW_CONN_HIGH_WATER && px->up) {
+    if (px->req && gw_request_write_queue(px->req) >= GW_CONN_HIGH_WATER && px->cl) {
         px->up_paused = true;
-        gw_upconn_pause(px->up);
+        gw_client_pause(px->cl);
     }
 }
 
-static void up_on_close(void *ud, int status)
+static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *reason)
 {
     proxy_t *px = ud;
-    px->up = NULL; /* released by the pool */
-    if (px->phase == PX_STREAM) {
-        if (px->resp_kind == GW_BODY_EOF && status == 0) {
-            px->resp_done = true;
-            complete(px);
-        } else {
-            abort_both(px);
-        }
-        return;
-    }
-    /* A pooled connection the server had closed (it answered nothing): send the request again
-     * on another connection when every body byte sent so far can be sent again. */
+    px->cl = NULL; /* the exchange is over */
     gw_request_t *req = px->req;
-    if (req && px->up_reused && !px->got_response_bytes && px->retries < MAX_STALE_RETRIES &&
-        (!px->body_started || px->replayable)) {
-        px->retries++;
-        /* The kept pieces go first, before anything still queued from the client. */
-        pieces_prepend(&px->queue, &px->sent);
-        px->body_started = false;
-        px->up_head_held = false;
-        proxy_connect(px);
+    switch (err) {
+    case GW_CLIENT_EBODY:
+        /* After the response head went out the client cannot get a valid message any more. */
+        abort_both(px);
         return;
+    case GW_CLIENT_ECONNECT:
+        GW_COUNT(&px->worker->counters, upstream_errors, 1);
+        gw_log(GW_LOG_WARN, "upstream connection failed", "upstream", px->api->target.host_header, "reason", reason,
+               NULL);
+        fail_request(px, 502, NULL);
+        return;
+    case GW_CLIENT_EMALFORMED:
+        GW_COUNT(&px->worker->counters, upstream_errors, 1);
+        gw_log(GW_LOG_WARN, "malformed upstream response", "upstream", px->api->target.host_header, "reason", reason,
+               NULL);
+        fail_request(px, 502, NULL);
+        return;
+    case GW_CLIENT_ECLOSED:
+        /* A pooled connection the server had closed (it answered nothing): send the request
+         * again on another connection when every body byte sent so far can be sent again. */
+        if (req && px->up_reused && px->retries < MAX_STALE_RETRIES && (!px->body_started || px->replayable)) {
+            px->retries++;
+            /* The kept pieces go first, before anything still queued from the client. */
+            pieces_prepend(&px->queue, &px->sent);
+            px->body_started = false;
+            proxy_connect(px);
+            return;
+        }
+        break;
+    case GW_CLIENT_ELOST:
+        break;
     }
     GW_COUNT(&px->worker->counters, upstream_errors, 1);
     gw_log(GW_LOG_WARN, "upstream connection lost", "upstream", px->api->target.host_header, "reason",
@@ -931,13 +811,14 @@ static void on_body(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bo
         if (px->connected && px->phase != PX_STREAM) start_proxy_timer(px);
     }
     if (len) {
-        if (px->connected && px->up) {
+        if (px->connected) {
             send_body_piece(px, b, off, len);
         } else {
             pieces_push(&px->queue, b, off, len);
             if (!last && px->queue.bytes >= GW_UP_HIGH_WATER) gw_request_pause_body(req);
         }
     }
+    if (last && px->connected) send_request_done(px);
 }
 
 static void on_abort(gw_request_t *req)
@@ -945,16 +826,16 @@ static void on_abort(gw_request_t *req)
     proxy_t *px = req->data;
     if (!px) return;
     px->req = NULL;
-    release_up(px, false);
+    release_up(px);
     proxy_free(px);
 }
 
 static void on_drain(gw_request_t *req)
 {
     proxy_t *px = req->data;
-    if (!px || !px->up_paused || !px->up) return;
+    if (!px || !px->up_paused || !px->cl) return;
     px->up_paused = false;
-    gw_upconn_resume(px->up);
+    gw_client_resume(px->cl);
 }
 
 const gw_handler_t gw_proxy_handler = {on_request, on_body, on_abort, on_drain};
