@@ -762,22 +762,11 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     proxy_t *px = ud;
     px->cl = NULL; /* the exchange is over */
     gw_request_t *req = px->req;
+    const char *what = "upstream connection lost";
     switch (err) {
     case GW_CLIENT_EBODY:
         /* After the response head went out the client cannot get a valid message any more. */
         abort_both(px);
-        return;
-    case GW_CLIENT_ECONNECT:
-        GW_COUNT(&px->worker->counters, upstream_errors, 1);
-        gw_log(GW_LOG_WARN, "upstream connection failed", "upstream", px->api->target.host_header, "reason", reason,
-               NULL);
-        fail_request(px, 502, NULL);
-        return;
-    case GW_CLIENT_EMALFORMED:
-        GW_COUNT(&px->worker->counters, upstream_errors, 1);
-        gw_log(GW_LOG_WARN, "malformed upstream response", "upstream", px->api->target.host_header, "reason", reason,
-               NULL);
-        fail_request(px, 502, NULL);
         return;
     case GW_CLIENT_ECLOSED:
         /* A pooled connection the server had closed (it answered nothing): send the request
@@ -791,12 +780,18 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
             return;
         }
         break;
+    case GW_CLIENT_ECONNECT:
+        what = "upstream connection failed";
+        break;
+    case GW_CLIENT_EMALFORMED:
+        what = "malformed upstream response";
+        break;
     case GW_CLIENT_ELOST:
         break;
     }
     GW_COUNT(&px->worker->counters, upstream_errors, 1);
-    gw_log(GW_LOG_WARN, "upstream connection lost", "upstream", px->api->target.host_header, "reason",
-           status ? uv_strerror(status) : "closed before a response", NULL);
+    gw_log(GW_LOG_WARN, what, "upstream", px->api->target.host_header, "reason",
+           reason ? reason : status ? uv_strerror(status) : "closed before a response", NULL);
     fail_request(px, 502, NULL);
 }
 

@@ -52,7 +52,6 @@ Realm config (defaults in DEFAULTS):
 Identity (for CSRF sessions): the X-Client-DN header set by a TLS front (nginx), plus the
 client id of a bearer token issued by any realm, or else the raw Authorization value.
 """
-import argparse
 import base64
 import hashlib
 import json
@@ -483,21 +482,5 @@ class Server(upstream.Server):
     pass
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file", required=True)
-    a = ap.parse_args()
-    srv = Server(("127.0.0.1", a.port), Handler)
-    tmp = a.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(srv.server_address[1]))
-    os.replace(tmp, a.port_file)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-
-
 if __name__ == "__main__":
-    main()
+    upstream.main(Handler, Server)

@@ -343,12 +343,13 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def main():
+def main(handler=None, server=None):
+    """Serves on 127.0.0.1 until killed; writes the port to --port-file (atomically)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", required=True)
     a = ap.parse_args()
-    srv = Server(("127.0.0.1", a.port), Handler)
+    srv = (server or Server)(("127.0.0.1", a.port), handler or Handler)
     tmp = a.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))

@@ -3,22 +3,15 @@
 # package-lock.json) into tests/e2e/oauth/node_modules, only when they are missing or were
 # installed from another package-lock.json / Node.js major version. Safe to run repeatedly.
 #
-# Needs node >= 18 and npm. When either is missing it installs Debian's `nodejs` and `npm`
-# (as root, or with sudo). An existing Node.js (e.g. a nodesource build that bundles npm) is
-# left alone: Debian's npm package conflicts with those.
+# Needs node >= 18 and npm: scripts/setup.sh installs Debian's `nodejs` and `npm` when either is
+# missing (an existing Node.js, e.g. a nodesource build that bundles npm, is left alone: Debian's
+# npm package conflicts with those).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  missing=()
-  command -v node >/dev/null 2>&1 || missing+=(nodejs)
-  command -v npm >/dev/null 2>&1 || missing+=(npm)
-  echo "oauth: installing ${missing[*]} (Debian packages)"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "oauth: node and npm are needed (scripts/setup.sh installs Debian's nodejs and npm)" >&2
+  exit 1
 fi
 
 major=$(node -p 'process.versions.node.split(".")[0]')
