@@ -16,7 +16,9 @@
 #include "core/worker.h"
 #include "gateway/proxy.h"
 #include "http/server.h"
+#include "registry/kubeconfig.h"
 #include "registry/source_files.h"
+#include "registry/source_kube.h"
 #include "util/alloc.h"
 #include "util/block.h"
 #include "util/log.h"
@@ -29,6 +31,7 @@ static gw_flags_t flags;
 static gw_worker_t *workers;
 static gw_worker_t control;          /* the control loop, as a worker without a thread */
 static gw_source_files_t *source;
+static gw_source_kube_t *kube_source;
 static uv_signal_t sig_term, sig_int;
 static int stopping;
 
@@ -37,6 +40,49 @@ static void on_snapshot(gw_snapshot_t *snap, void *ud)
     (void)ud;
     gw_broker_snapshot_changed(snap);
     gw_config_publish(snap);
+}
+
+/* Where the Kubernetes API is (like the original's clientcmd.BuildConfigFromFlags): the
+ * kubeconfig (its current context), with --apiServerURL overriding its server; --apiServerURL
+ * alone; or, with neither, in-cluster when KUBERNETES_SERVICE_HOST/PORT are set. 1 with *c
+ * filled, 0 when there is no Kubernetes API to use, -1 with err set. */
+static int kube_connection(gw_kube_conn_t *c, char *err, size_t errlen)
+{
+    bool url = flags.api_server_url && flags.api_server_url[0];
+    if (flags.kube_config && flags.kube_config[0]) {
+        if (gw_kubeconfig_load(flags.kube_config, NULL, c, err, errlen) != GW_OK) return -1;
+    } else if (url) {
+        memset(c, 0, sizeof(*c));
+    } else {
+        int rc = gw_kube_incluster(getenv("APPGW_SERVICEACCOUNT_DIR"), c, err, errlen);
+        if (rc == GW_ENOENT) return 0;
+        return rc == GW_OK ? 1 : -1;
+    }
+    if (url) {
+        free(c->server);
+        size_t n = strlen(flags.api_server_url);
+        while (n && flags.api_server_url[n - 1] == '/') n--;
+        c->server = gw_strndup(flags.api_server_url, n);
+    }
+    if (strncmp(c->server, "https://", 8) != 0 && strncmp(c->server, "http://", 7) != 0) {
+        snprintf(err, errlen, "the Kubernetes API server URL must start with https:// or http://");
+        gw_kube_conn_free(c);
+        return -1;
+    }
+    return 1;
+}
+
+/* A cache retention from the environment (Go duration syntax), default 5 minutes. */
+static uint64_t retention(const char *var)
+{
+    const char *v = getenv(var);
+    if (!v || !*v) return 5 * 60 * 1000;
+    int64_t ms = gw_go_duration_ms(v);
+    if (ms < 0) {
+        gw_log(GW_LOG_WARN, "invalid duration, using 5m", "variable", var, "value", v, NULL);
+        return 5 * 60 * 1000;
+    }
+    return (uint64_t)ms;
 }
 
 static void raise_fd_limit(void)
@@ -61,6 +107,8 @@ static void begin_shutdown(int signum)
     for (int i = 0; i < flags.workers; i++) gw_worker_request_stop(&workers[i]);
     if (source) gw_source_files_stop(source);
     source = NULL;
+    if (kube_source) gw_source_kube_stop(kube_source);
+    kube_source = NULL;
     /* The admin port stays up while workers drain (health checks keep answering). */
     uv_timer_init(&control.loop, &stop_poll);
     uv_timer_start(&stop_poll, on_stop_poll, 50, 50);
@@ -123,11 +171,18 @@ int main(int argc, char **argv)
     raise_fd_limit();
 
     const char *dir = flags.config_dir && flags.config_dir[0] ? flags.config_dir : NULL;
-    if (!dir && ((flags.api_server_url && flags.api_server_url[0]) || (flags.kube_config && flags.kube_config[0]))) {
-        fprintf(stderr, "appgw: the Kubernetes API source is not part of this build yet; use --configDir\n");
-        return 2;
+    gw_kube_conn_t kube;
+    memset(&kube, 0, sizeof(kube));
+    bool use_kube = false;
+    if (!dir) {
+        int krc = kube_connection(&kube, err, sizeof(err));
+        if (krc < 0) {
+            fprintf(stderr, "appgw: %s\n", err);
+            return 2;
+        }
+        use_kube = krc == 1;
     }
-    if (!dir) dir = GW_DEFAULT_CONFIG_DIR;
+    if (!dir && !use_kube) dir = GW_DEFAULT_CONFIG_DIR;
 
     gw_config_init();
     uv_loop_init(&control.loop);
@@ -137,10 +192,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "appgw: cannot initialise the HTTP client for token requests\n");
         return 1;
     }
-    source = gw_source_files_start(&control.loop, dir, flags.secrets_namespace, on_snapshot, NULL);
-    if (!source) {
-        fprintf(stderr, "appgw: cannot read configuration directory %s\n", dir);
-        return 1;
+    if (use_kube) {
+        gw_source_kube_opts_t ko = {.secrets_namespace = flags.secrets_namespace,
+                                    .app_retention_ms = retention("ACM_GATEWAY_APPCACHE_RETENTION"),
+                                    .secret_retention_ms = retention("ACM_GATEWAY_SECRETCACHE_RETENTION")};
+        kube_source = gw_source_kube_start(&control.loop, &kube, &ko, on_snapshot, NULL);
+    } else {
+        source = gw_source_files_start(&control.loop, dir, flags.secrets_namespace, on_snapshot, NULL);
+        if (!source) {
+            fprintf(stderr, "appgw: cannot read configuration directory %s\n", dir);
+            return 1;
+        }
     }
 
     workers = gw_calloc((size_t)flags.workers, sizeof(*workers));
@@ -176,7 +238,8 @@ int main(int argc, char **argv)
     char ports[96], nw[16];
     snprintf(ports, sizeof(ports), "%d,%d,%d", flags.proxy_port, flags.proxy_port_compass, flags.external_api_port);
     snprintf(nw, sizeof(nw), "%d", flags.workers);
-    gw_log(GW_LOG_INFO, "appgw started", "ports", ports, "workers", nw, "configDir", dir, NULL);
+    gw_log(GW_LOG_INFO, "appgw started", "ports", ports, "workers", nw, use_kube ? "kubernetes" : "configDir",
+           use_kube ? "list+watch" : dir, NULL);
 
     uv_run(&control.loop, UV_RUN_DEFAULT);
     for (int i = 0; i < flags.workers; i++) gw_worker_join(&workers[i]);

@@ -1,4 +1,4 @@
-/* admin.c: handler for the admin port: /v1/health, /v1/loglevel (GET/PUT), /metrics. */
+/* admin.c: handler for the admin port: /v1/health, /v1/ready, /v1/loglevel (GET/PUT), /metrics. */
 #include "admin/admin.h"
 
 #include <stdlib.h>
@@ -142,6 +142,11 @@ static void dispatch(gw_request_t *req, admin_req_t *a)
     if (path_is(t, "/v1/health")) {
         if (get) gw_request_respond(req, 200, NULL, NULL, 0);
         else gw_request_respond_error(req, 405, "Method not allowed.");
+    } else if (path_is(t, "/v1/ready")) {
+        const char *why = gw_config_not_ready();
+        if (!get) gw_request_respond_error(req, 405, "Method not allowed.");
+        else if (why) gw_request_respond_error(req, 503, why);
+        else gw_request_respond(req, 200, "application/json", "{\"status\":\"ready\"}", 18);
     } else if (path_is(t, "/v1/loglevel")) {
         if (get) respond_level(req);
         else if (gw_str_eq(m, "PUT", 3)) put_level(req, a);

@@ -296,7 +296,7 @@ static void token_fetch(bentry_t *e)
                                .verify = !a->skip_verify,
                                .timeout_ms = (long)br.flags->proxy_timeout * 1000,
                                .max_body = MAX_TOKEN_RESPONSE};
-        if (gw_ctl_fetch(&rq, on_token, e) != GW_OK) token_fail(e, "cannot start the token request");
+        if (gw_ctl_fetch(&rq, on_token, e, NULL) != GW_OK) token_fail(e, "cannot start the token request");
     }
     for (size_t i = 0; i < nh; i++) {
         if (hdrs[i] == basic.base) continue;
@@ -386,7 +386,7 @@ static void csrf_request(bentry_t *c, const char *authorization)
                            .verify = !a->skip_verify,
                            .timeout_ms = (long)br.flags->proxy_timeout * 1000,
                            .max_body = MAX_TOKEN_RESPONSE};
-    if (gw_ctl_fetch(&rq, on_csrf, c) != GW_OK) csrf_fail_cause(c, "cannot start the request");
+    if (gw_ctl_fetch(&rq, on_csrf, c, NULL) != GW_OK) csrf_fail_cause(c, "cannot start the request");
     for (size_t i = 0; i < nh; i++) wipe_str(&hdrs[i]);
 }
 

@@ -8,6 +8,8 @@
 
 static uv_mutex_t lock;
 static gw_snapshot_t *current;
+static int published;                         /* a source published (atomic) */
+static const char *waiting = "configuration not loaded yet";
 static uv_async_t *subs[GW_MAX_SUBSCRIBERS];
 static size_t nsubs;
 
@@ -24,7 +26,19 @@ void gw_config_publish(gw_snapshot_t *snap)
     current = snap;
     for (size_t i = 0; i < nsubs; i++) uv_async_send(subs[i]);
     uv_mutex_unlock(&lock);
+    __atomic_store_n(&published, 1, __ATOMIC_RELEASE);
     if (old) gw_snapshot_unref(old);
+}
+
+const char *gw_config_not_ready(void)
+{
+    if (__atomic_load_n(&published, __ATOMIC_ACQUIRE)) return NULL;
+    return __atomic_load_n(&waiting, __ATOMIC_ACQUIRE);
+}
+
+void gw_config_set_waiting(const char *why)
+{
+    __atomic_store_n(&waiting, why, __ATOMIC_RELEASE);
 }
 
 gw_snapshot_t *gw_config_acquire(void)

@@ -16,6 +16,11 @@ gw_snapshot_t *gw_config_acquire(void);
 /* Registers an async handle (on a worker loop) to be woken on each publish. */
 void gw_config_subscribe(uv_async_t *wake);
 void gw_config_unsubscribe(uv_async_t *wake);
+/* Readiness (/v1/ready): NULL once a configuration source published its first complete
+ * snapshot, else why not (static text). Thread-safe. */
+const char *gw_config_not_ready(void);
+/* What a source is waiting for before its first snapshot (static text, shown by /v1/ready). */
+void gw_config_set_waiting(const char *why);
 /* Drops the published snapshot (at exit). */
 void gw_config_shutdown(void);
 

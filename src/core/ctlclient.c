@@ -27,8 +27,13 @@ typedef struct xfer_s {
     char *body;                    /* request body copy */
     gw_ctl_cb cb;
     void *ud;
+    void (*on_head)(void *ud, int status);
+    int (*on_data)(void *ud, const char *p, size_t n);
     size_t max_body;
     bool too_large;
+    bool aborted;                  /* on_data asked to stop */
+    bool streaming;                /* the final response is 2xx and on_data takes the body */
+    int status;                    /* status line of the response being received */
     gw_buf_t resp;
     gw_ctl_header_t hdrs[MAX_RESPONSE_HEADERS];
     size_t nhdrs, hdr_bytes;
@@ -72,6 +77,13 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
     xfer_t *x = ud;
     size_t len = size * n;
+    if (x->streaming) {
+        if (x->on_data(x->ud, p, len) != 0) {
+            x->aborted = true;
+            return 0;
+        }
+        return len;
+    }
     if (x->resp.len + len > x->max_body || gw_buf_append(&x->resp, p, len) != GW_OK) {
         x->too_large = true;
         return 0;
@@ -85,6 +97,15 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (interim or final) */
         clear_headers(x);
+        const char *sp = memchr(p, ' ', len);
+        x->status = sp && (size_t)(sp - p) + 4 <= len ? atoi(sp + 1) : 0;
+        return len;
+    }
+    if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) { /* end of a head */
+        if (x->status >= 200) {
+            x->streaming = x->on_data && x->status < 300;
+            if (x->on_head) x->on_head(x->ud, x->status);
+        }
         return len;
     }
     x->hdr_bytes += len;
@@ -107,6 +128,8 @@ static void finish(xfer_t *x, CURLcode res)
     if (res == CURLE_OK) {
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
         r.status = (int)status;
+    } else if (x->aborted) {
+        r.error = "aborted by the caller";
     } else if (x->too_large) {
         r.error = "response too large";
     } else {
@@ -231,12 +254,20 @@ static int set_blob(CURL *e, CURLoption opt, const char *pem)
     return curl_easy_setopt(e, opt, &blob) == CURLE_OK ? 0 : -1;
 }
 
-int gw_ctl_fetch(const gw_ctl_request_t *rq, gw_ctl_cb cb, void *ud)
+void gw_ctl_cancel(gw_ctl_xfer_t *x)
 {
+    if (x) xfer_free(x);
+}
+
+int gw_ctl_fetch(const gw_ctl_request_t *rq, gw_ctl_cb cb, void *ud, gw_ctl_xfer_t **out)
+{
+    if (out) *out = NULL;
     if (!ctl.up) return GW_EINVAL;
     xfer_t *x = gw_calloc(1, sizeof(*x));
     x->cb = cb;
     x->ud = ud;
+    x->on_head = rq->on_head;
+    x->on_data = rq->on_data;
     x->max_body = rq->max_body ? rq->max_body : 1024 * 1024;
     gw_buf_init(&x->resp, x->max_body + 1);
     CURL *e = x->easy = curl_easy_init();
@@ -255,11 +286,21 @@ int gw_ctl_fetch(const gw_ctl_request_t *rq, gw_ctl_cb cb, void *ud)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0 ? rq->timeout_ms : 10000L);
+    long total = rq->timeout_ms > 0 ? rq->timeout_ms : 10000L;
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, total);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : total);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, rq->verify ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, rq->verify ? 2L : 0L);
-    if (ctl.cainfo) curl_easy_setopt(e, CURLOPT_CAINFO, ctl.cainfo);
-    if (ctl.capath) curl_easy_setopt(e, CURLOPT_CAPATH, ctl.capath);
+    if (rq->ca_pem) {
+        struct curl_blob ca = {(void *)rq->ca_pem, strlen(rq->ca_pem), CURL_BLOB_COPY};
+        bad |= curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca) != CURLE_OK;
+    } else {
+        if (ctl.cainfo) curl_easy_setopt(e, CURLOPT_CAINFO, ctl.cainfo);
+        if (ctl.capath) curl_easy_setopt(e, CURLOPT_CAPATH, ctl.capath);
+    }
     if (rq->crt_pem && rq->key_pem) {
         curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
         curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
@@ -296,6 +337,7 @@ int gw_ctl_fetch(const gw_ctl_request_t *rq, gw_ctl_cb cb, void *ud)
     x->next = ctl.xfers;
     if (ctl.xfers) ctl.xfers->prev = x;
     ctl.xfers = x;
+    if (out) *out = x;
     return GW_OK;
 }
 

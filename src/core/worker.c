@@ -12,6 +12,7 @@
 
 #include "auth/creds.h"
 #include "core/config.h"
+#include "registry/ondemand.h"
 #include "http/server.h"
 #include "http/upstream.h"
 #include "util/alloc.h"
@@ -95,6 +96,13 @@ static void refresh_snapshot(gw_worker_t *w)
 
 static void finish_if_idle(gw_worker_t *w);
 
+/* Requests woken after an on-demand fetch route on the snapshot that holds it. */
+static void on_ondemand_refresh(void *ud)
+{
+    gw_worker_t *w = ud;
+    if (!w->server.draining) refresh_snapshot(w);
+}
+
 static void on_grace(uv_timer_t *t)
 {
     gw_worker_t *w = t->data;
@@ -138,6 +146,8 @@ static void finish_if_idle(gw_worker_t *w)
     w->pool = NULL;
     gw_creds_free(w->creds); /* no request is left to wait for a credential */
     w->creds = NULL;
+    gw_ondemand_free(w->ondemand);
+    w->ondemand = NULL;
 }
 
 static void worker_main(void *arg)
@@ -172,6 +182,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
                               .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
     w->creds = gw_creds_new(&w->loop);
+    w->ondemand = gw_ondemand_new(&w->loop, on_ondemand_refresh, w);
     w->pin = pin_new(gw_config_acquire());
     gw_config_subscribe(&w->wake);
     return uv_thread_create(&w->thread, worker_main, w);

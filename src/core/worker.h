@@ -16,6 +16,7 @@
 
 struct gw_upstream_pool_s;
 struct gw_creds_s;
+struct gw_ondemand_s;
 
 #define GW_MAX_LISTENERS 4
 
@@ -49,6 +50,7 @@ typedef struct gw_worker_s {
     int nlisteners;
     struct gw_upstream_pool_s *pool;
     struct gw_creds_s *creds;        /* this worker's view of the fetched credentials */
+    struct gw_ondemand_s *ondemand;  /* requests waiting for on-demand Applications */
     gw_server_t server;              /* client connections of both proxy ports; data = worker */
     int stop_requested;              /* set by another thread, read with atomics */
     int exited;                      /* set (atomically) when the worker's loop has ended */

@@ -12,6 +12,7 @@
 #include "auth/creds.h"
 #include "core/worker.h"
 #include "gateway/rewrite.h"
+#include "registry/ondemand.h"
 #include "http/client.h"
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -34,6 +35,8 @@ typedef struct {
 } piece_list_t;
 
 /* Where a request is, and what holds in each phase:
+ * PX_ROUTE     its Application is being fetched on demand (get-only Kubernetes role): app_wait
+ *              is parked, api is NULL; the timer bounds the wait by proxyTimeout (500).
  * PX_CREDS     waiting for a fetched credential (OAuth or CSRF token): cred_wait is parked in
  *              the worker's credential view, cl is NULL, up_head is empty; the timer bounds the
  *              wait by proxyTimeout. Body bytes that arrive are queued.
@@ -44,7 +47,7 @@ typedef struct {
  * PX_STREAM    the response head went to the client (held_head may wait for the first body
  *              bytes); the body streams; no resend of any kind is possible any more.
  * A 401/403 in PX_UPSTREAM may send the request back to PX_CREDS once (§6.8). */
-typedef enum { PX_CREDS, PX_UPSTREAM, PX_STREAM } px_phase_t;
+typedef enum { PX_ROUTE, PX_CREDS, PX_UPSTREAM, PX_STREAM } px_phase_t;
 
 typedef struct {
     gw_request_t *req;           /* NULL once the client side is finished or gone */
@@ -66,6 +69,7 @@ typedef struct {
     piece_list_t sent;           /* body bytes sent, kept for a resend (at most retryBodyLimit) */
     bool resp_head_seen;         /* a final response head arrived on this attempt */
     gw_cred_wait_t cred_wait;    /* PX_CREDS: parked until a credential arrives */
+    gw_ondemand_wait_t app_wait; /* PX_ROUTE: parked until the Application was fetched */
     gw_cred_values_t creds;      /* serials of the fetched credentials in up_head (slices unset) */
     bool need_token;             /* an OAuth token is needed (the caller sent no Access-Token) */
     bool auth_retried;           /* the one resend after 401/403 (§6.8) happened */
@@ -86,6 +90,7 @@ static void proxy_connect(proxy_t *px);
 static void proxy_start(proxy_t *px);
 static void start_proxy_timer(proxy_t *px);
 static void on_creds(gw_cred_wait_t *w, int status, const char *error);
+static void on_app_fetched(gw_ondemand_wait_t *w, int status, const char *error);
 
 /* ---------- lifetime ---------- */
 
@@ -167,6 +172,7 @@ static void release_up(proxy_t *px)
 static void proxy_free(proxy_t *px)
 {
     gw_creds_cancel(&px->cred_wait);
+    gw_ondemand_cancel(&px->app_wait);
     release_up(px);
     drop_queue(px);
     if (px->req) px->req->data = NULL;
@@ -376,7 +382,37 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
 
 /* ---------- routing ---------- */
 
-static void on_request(gw_request_t *req)
+static proxy_t *proxy_new(gw_request_t *req, gw_worker_t *w)
+{
+    proxy_t *px = gw_calloc(1, sizeof(*px));
+    px->req = req;
+    px->worker = w;
+    px->pin = gw_pin_get(w->pin);
+    px->cred_wait.cb = on_creds;
+    px->app_wait.cb = on_app_fetched;
+    px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
+    gw_buf_init(&px->up_head, UP_HEAD_MAX);
+    uv_timer_init(&w->loop, &px->timer);
+    px->timer.data = px;
+    req->data = px;
+    return px;
+}
+
+/* A gateway error before routing finished; px (may be NULL) is freed. */
+static void reject(gw_request_t *req, proxy_t *px, int status, const char *text)
+{
+    if (px) {
+        fail_request(px, status, text);
+        return;
+    }
+    log_request(NULL, req, status);
+    gw_request_respond_error(req, status, text);
+}
+
+/* Routes req on the worker's current snapshot. px is NULL the first time; it is the request's
+ * proxy state when it comes back from waiting for an on-demand fetch (then it routes once
+ * more, and a miss is a 404). */
+static void route(gw_request_t *req, proxy_t *px)
 {
     gw_worker_t *w = gw_worker_of(req->server);
     gw_str_t path, query, seg[3], rest;
@@ -384,52 +420,49 @@ static void on_request(gw_request_t *req)
     int nseg = req->listener->mode;
     if (gw_split_target(req->head.target, &path, &query, &has_query) != GW_OK ||
         gw_split_gateway_path(path, nseg, seg, &rest) != GW_OK) {
-        log_request(NULL, req, 400);
-        gw_request_respond_error(req, 400, "failed to extract API Identifier from path");
+        reject(req, px, 400, "failed to extract API Identifier from path");
         return;
+    }
+    if (px && px->pin != w->pin) { /* route on what the fetch brought */
+        gw_pin_put(px->pin);
+        px->pin = gw_pin_get(w->pin);
     }
     gw_route_t route;
     gw_snapshot_lookup(w->pin->snap, seg[0], seg[1], nseg == 3 ? &seg[2] : NULL, &route);
+    if (route.kind == GW_ROUTE_NOT_FOUND && !px && gw_snapshot_on_demand(w->pin->snap)) {
+        px = proxy_new(req, w);
+        px->phase = PX_ROUTE;
+        if (gw_ondemand_wait(w->ondemand, seg[0], &px->app_wait) == GW_AGAIN) {
+            start_proxy_timer(px);
+            return;
+        }
+    }
     if (route.kind != GW_ROUTE_FOUND) {
         char *msg;
-        int status = 404;
-        if (route.kind == GW_ROUTE_AMBIGUOUS) {
-            status = 400;
+        if (route.kind == GW_ROUTE_AMBIGUOUS)
             msg = gw_strdup(route.error);
-        } else if (nseg == 3) {
+        else if (nseg == 3)
             msg = gw_asprintf("service with name %.*s and entry name %.*s not found", (int)seg[1].n, seg[1].p,
                               (int)seg[2].n, seg[2].p);
-        } else {
+        else
             msg = gw_asprintf("service with name %.*s not found", (int)seg[1].n, seg[1].p);
-        }
-        log_request(NULL, req, status);
-        gw_request_respond_error(req, status, msg);
+        reject(req, px, route.kind == GW_ROUTE_AMBIGUOUS ? 400 : 404, msg);
         free(msg);
         return;
     }
     const gw_api_t *api = route.api;
     if (api->error) {
-        log_request(NULL, req, 500);
-        gw_request_respond_error(req, 500, api->error);
+        reject(req, px, 500, api->error);
         return;
     }
+    if (!px) px = proxy_new(req, w);
+    uv_timer_stop(&px->timer);
     const gw_header_t *access_token = gw_http_find_header(req->head.headers, req->head.nheaders, "access-token");
-    proxy_t *px = gw_calloc(1, sizeof(*px));
-    px->req = req;
-    px->worker = w;
-    px->pin = gw_pin_get(w->pin);
     px->api = api;
     px->access_token = access_token;
     px->need_token = !access_token && gw_api_needs_token(api);
     px->target_path = rest;
     px->query = query;
-    px->cred_wait.cb = on_creds;
-    px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
-    px->status = 0;
-    gw_buf_init(&px->up_head, UP_HEAD_MAX);
-    uv_timer_init(&w->loop, &px->timer);
-    px->timer.data = px;
-    req->data = px;
     size_t plen = (size_t)(seg[nseg - 1].p + seg[nseg - 1].n - path.p);
     const char *pstart = path.p;
     while (plen && *pstart == '/') {
@@ -444,6 +477,18 @@ static void on_request(gw_request_t *req)
         req->responded = false; /* interim response only */
     }
     proxy_start(px);
+}
+
+static void on_request(gw_request_t *req) { route(req, NULL); }
+
+static void on_app_fetched(gw_ondemand_wait_t *wt, int status, const char *error)
+{
+    proxy_t *px = GW_CONTAINER_OF(wt, proxy_t, app_wait);
+    if (status) {
+        fail_request(px, status, error);
+        return;
+    }
+    route(px->req, px);
 }
 
 /* Credentials (fetched ones may make the request wait), then the upstream head, then the
@@ -494,6 +539,12 @@ static void on_proxy_timeout(uv_timer_t *t)
 {
     proxy_t *px = t->data;
     if (px->phase == PX_STREAM) return;
+    if (px->phase == PX_ROUTE) {
+        gw_ondemand_cancel(&px->app_wait);
+        gw_log(GW_LOG_WARN, "timed out waiting for the Application from the Kubernetes API", NULL);
+        fail_request(px, 500, "failed to read Application: timed out");
+        return;
+    }
     if (px->phase == PX_CREDS) {
         gw_creds_cancel(&px->cred_wait);
         bool token = px->cred_wait.kind == GW_CRED_KIND_TOKEN;

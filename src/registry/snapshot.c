@@ -48,6 +48,7 @@ struct gw_snapshot_s {
     size_t nrecs;
     gw_slot_t *slots;
     size_t nslots;  /* 0 or a power of two */
+    bool on_demand;
 };
 
 static atomic_uint_fast64_t gw__snapshot_generation;
@@ -728,6 +729,10 @@ void gw_snapshot_unref(gw_snapshot_t *s)
     free(s->slots);
     free(s);
 }
+
+void gw_snapshot_set_on_demand(gw_snapshot_t *s) { s->on_demand = true; }
+
+bool gw_snapshot_on_demand(const gw_snapshot_t *s) { return s && s->on_demand; }
 
 const gw_api_t *gw_snapshot_api(const gw_snapshot_t *s, size_t i)
 {

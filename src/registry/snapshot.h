@@ -135,6 +135,12 @@ static inline bool gw_api_needs_token(const gw_api_t *api)
     return api->cred_type == GW_CRED_OAUTH || api->cred_type == GW_CRED_OAUTH_CERT;
 }
 
+/* Marks a snapshot (before it is published) as built from objects fetched on demand
+ * (registry/ondemand.h): a request for an Application it lacks waits for a fetch instead of
+ * answering 404 at once. */
+void gw_snapshot_set_on_demand(gw_snapshot_t *s);
+bool gw_snapshot_on_demand(const gw_snapshot_t *s);
+
 /* Monotonic build number, for logs and metrics. */
 uint64_t gw_snapshot_generation(const gw_snapshot_t *s);
 size_t gw_snapshot_api_count(const gw_snapshot_t *s);
