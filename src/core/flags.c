@@ -1,5 +1,6 @@
 /* flags.c: parses the SPEC §2 command line (Go flag-package syntax) into gw_flags_t; it only
- * validates and records values, it never opens files, binds ports or sets the log level. */
+ * validates and records values (the worker default asks core/cpus.c what this process may use),
+ * it never reads configuration, binds ports or sets the log level. */
 #include "core/flags.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cpus.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -47,7 +49,7 @@ static const flag_def_t flag_defs[] = {
      "seconds a resolved route may be reused (accepted for compatibility)"},
     {"configDir", FLAG_STR, F_OFF(config_dir), 0, 0, "\"\"",
      "directory of Application and Secret manifests to watch (\"\" = built-in choice)"},
-    {"workers", FLAG_INT, F_OFF(workers), 1, 256, "online CPUs", "number of worker threads (event loops)"},
+    {"workers", FLAG_INT, F_OFF(workers), 1, 256, "usable CPUs", "number of worker threads (event loops); default: the CPUs this process may use (affinity, cgroup limit)"},
     {"shutdownGrace", FLAG_INT, F_OFF(shutdown_grace), 0, 3600, "30",
      "seconds in-flight requests get to finish after SIGTERM"},
     {"listenAddress", FLAG_STR, F_OFF(listen_address), 0, 0, "", "address all three ports listen on; empty: every IPv6 and IPv4 address"},
@@ -57,13 +59,6 @@ static const flag_def_t flag_defs[] = {
 
 static char **str_field(gw_flags_t *f, const flag_def_t *d) { return (char **)(void *)((char *)f + d->off); }
 static int *int_field(gw_flags_t *f, const flag_def_t *d) { return (int *)(void *)((char *)f + d->off); }
-
-static int default_workers(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1) return 1;
-    return n > 256 ? 256 : (int)n;
-}
 
 static void set_defaults(gw_flags_t *f)
 {
@@ -79,7 +74,7 @@ static void set_defaults(gw_flags_t *f)
     f->request_timeout = 10;
     f->proxy_cache_ttl = 120;
     f->config_dir = gw_strdup("");
-    f->workers = default_workers();
+    f->workers = gw_cpus_available();
     f->retry_body_limit = 1024 * 1024;
     f->shutdown_grace = 30;
     f->listen_address = gw_strdup("");

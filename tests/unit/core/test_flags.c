@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/cpus.h"
 #include "core/flags.h"
 #include "test.h"
 #include "util/common.h"
@@ -45,7 +46,8 @@ static void test_defaults(void)
     CHECK_EQ_INT(f.proxy_cache_ttl, 120);
     CHECK_EQ_STR(f.config_dir, "");
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    CHECK_EQ_INT(f.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    CHECK_EQ_INT(f.workers, gw_cpus_available());
+    CHECK(f.workers >= 1 && f.workers <= (cpus < 1 ? 1 : cpus > 256 ? 256 : cpus));
     CHECK_EQ_INT(f.shutdown_grace, 30);
     CHECK_EQ_STR(f.listen_address, "");
     CHECK_EQ_STR(err, "");
