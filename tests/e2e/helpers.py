@@ -740,7 +740,9 @@ ALL_GATEWAYS = []  # every Gateway started in this session (for failure reports)
 
 
 class Gateway:
-    """One appgw process with its own ports, configDir and stderr log file."""
+    """One appgw process with its own ports, configDir and stderr log file. config_dir None
+    leaves --configDir out (the Kubernetes source: --kubeConfig / --apiServerURL in flags, or the
+    in-cluster env; see kube_helpers.KubeGateway)."""
 
     def __init__(self, config_dir, log_path, flags=None, env=None, rlimit_nofile=None,
                  log_level="debug", workers=2, wait=True, arg_style="double"):
