@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "registry/decode.h"
+#include "registry/readfile.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/url.h"
@@ -79,62 +80,6 @@ void gw_kube_conn_free(gw_kube_conn_t *c)
 
 /* ---- files ---- */
 
-/* Reads a whole regular file of at most GW_KUBECONFIG_MAX_FILE bytes into a NUL-terminated
- * buffer (caller frees; every intermediate buffer is wiped, the content may be a key).
- * Returns 0, or GW_EINVAL with a reason (never content) in reason. */
-static int read_file(const char *path, char **data, size_t *len, char *reason, size_t rn)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(reason, rn, "%s", strerror(errno));
-        return GW_EINVAL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        snprintf(reason, rn, "not a regular file");
-        return GW_EINVAL;
-    }
-    const size_t max = GW_KUBECONFIG_MAX_FILE;
-    size_t cap = st.st_size > (off_t)max ? max + 1 : (size_t)st.st_size + 1, n = 0;
-    char *buf = gw_malloc(cap + 1);
-    int rc = GW_OK;
-    for (;;) {
-        if (n == cap && cap <= max) { /* grew since fstat: move to a bigger buffer, wipe the old */
-            size_t ncap = GW_MIN(cap * 2, max + 1);
-            char *nb = gw_malloc(ncap + 1);
-            memcpy(nb, buf, n);
-            explicit_bzero(buf, n);
-            free(buf);
-            buf = nb;
-            cap = ncap;
-        }
-        if (n == cap) break;
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            snprintf(reason, rn, "read failed: %s", strerror(errno));
-            rc = GW_EINVAL;
-            break;
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (rc == GW_OK && n > max) {
-        snprintf(reason, rn, "larger than %u bytes", GW_KUBECONFIG_MAX_FILE);
-        rc = GW_EINVAL;
-    }
-    if (rc != GW_OK) {
-        explicit_bzero(buf, n);
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return GW_OK;
-}
 
 /* base/p, or p itself when it is absolute or base is NULL or empty. Caller frees. */
 static char *join_path(const char *base, const char *p)
@@ -232,7 +177,7 @@ static int pem_field(kc_t *k, const json_t *o, const char *data_key, const char 
         }
     } else if (file) {
         char *path = join_path(k->base_dir, file), reason[128];
-        if (read_file(path, &buf, &n, reason, sizeof(reason)) != GW_OK) {
+        if (gw_read_file(path, GW_KUBECONFIG_MAX_FILE, &buf, &n, reason, sizeof(reason)) != GW_OK) {
             set_err(k->err, k->errlen, GW_EINVAL, "kubeconfig: %s: cannot read %s \"%s\": %s", k->where, file_key,
                     qn(path).s, reason);
             free(path);
@@ -431,7 +376,7 @@ int gw_kubeconfig_load(const char *path, const char *context, gw_kube_conn_t *ou
     memset(out, 0, sizeof(*out));
     char *text, reason[128];
     size_t len;
-    if (read_file(path, &text, &len, reason, sizeof(reason)) != GW_OK)
+    if (gw_read_file(path, GW_KUBECONFIG_MAX_FILE, &text, &len, reason, sizeof(reason)) != GW_OK)
         return set_err(err, errlen, GW_EINVAL, "kubeconfig: cannot read \"%s\": %s", qn(path).s, reason);
     const char *slash = strrchr(path, '/');
     char *dir = !slash ? gw_strdup(".") : slash == path ? gw_strdup("/") : gw_strndup(path, (size_t)(slash - path));
@@ -466,7 +411,7 @@ static bool valid_host_port(const char *host, const char *port)
 static int read_sa_file(const char *dir, const char *name, char **out, size_t *len, char *err, size_t errlen)
 {
     char *path = join_path(dir, name), reason[128];
-    int rc = read_file(path, out, len, reason, sizeof(reason));
+    int rc = gw_read_file(path, GW_KUBECONFIG_MAX_FILE, out, len, reason, sizeof(reason));
     if (rc == GW_OK && *len == 0) {
         free(*out);
         snprintf(reason, sizeof(reason), "empty file");
@@ -505,7 +450,7 @@ int gw_kube_incluster(const char *sa_dir, gw_kube_conn_t *out, char *err, size_t
     out->token_file = join_path(dir, "token");
 
     char *ns = join_path(dir, "namespace"), *text, reason[128];
-    if (read_file(ns, &text, &n, reason, sizeof(reason)) == GW_OK) {
+    if (gw_read_file(ns, GW_KUBECONFIG_MAX_FILE, &text, &n, reason, sizeof(reason)) == GW_OK) {
         size_t a = 0;
         while (a < n && strchr(" \t\r\n", text[a]) && text[a]) a++;
         while (n > a && strchr(" \t\r\n", text[n - 1]) && text[n - 1]) n--;

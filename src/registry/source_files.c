@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "registry/decode.h"
+#include "registry/readfile.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -144,52 +145,6 @@ static uint64_t content_hash(const char *p, size_t n)
     return h ^ n;
 }
 
-/* Reads a whole regular file of at most GW_SF_MAX_FILE bytes. Returns 0 with *data (caller
- * frees) or GW_EINVAL with a reason. */
-static int read_file(const char *path, char **data, size_t *len, char *reason, size_t rn)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(reason, rn, "cannot open: %s", strerror(errno));
-        return GW_EINVAL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        snprintf(reason, rn, "not a regular file");
-        return GW_EINVAL;
-    }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    if (st.st_size > (off_t)GW_SF_MAX_FILE) cap = GW_SF_MAX_FILE + 1;
-    char *buf = gw_malloc(cap + 1);
-    for (;;) {
-        if (n == cap && cap <= GW_SF_MAX_FILE) {
-            cap = GW_MIN(cap * 2, (size_t)GW_SF_MAX_FILE + 1);
-            buf = gw_realloc(buf, cap + 1);
-        }
-        if (n == cap) break;
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            snprintf(reason, rn, "read failed: %s", strerror(errno));
-            free(buf);
-            close(fd);
-            return GW_EINVAL;
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (n > GW_SF_MAX_FILE) {
-        free(buf);
-        snprintf(reason, rn, "file is larger than %u bytes", GW_SF_MAX_FILE);
-        return GW_EINVAL;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = n;
-    return GW_OK;
-}
 
 static bool sets_equal(const gw_manifest_set_t *a, const gw_manifest_set_t *b)
 {
@@ -218,7 +173,7 @@ static bool file_refresh(gw_source_files_t *src, gw_sf_file_t *f, const gw_sf_st
     char *data = NULL;
     size_t len = 0;
     gw_manifest_error_t err = {0, ""};
-    if (read_file(f->path, &data, &len, reason, sizeof(reason)) != GW_OK) {
+    if (gw_read_file(f->path, GW_SF_MAX_FILE, &data, &len, reason, sizeof(reason)) != GW_OK) {
         gw_log(GW_LOG_WARN, "config file rejected", "file", f->path, "reason", reason, NULL);
         f->hash = 0;
         f->racy = false;
