@@ -513,7 +513,7 @@ static void on_box(uv_async_t *a)
     (void)a;
     gw_cq_msg_t *m = gw__cq_take(&br.box);
     while (m) {
-        gw_cq_msg_t *n = m->next;
+        gw_cq_msg_t *n = (gw_cq_msg_t *)m->mail.next;
         if (br.running) on_message(m);
         gw__cq_free(m);
         m = n;
@@ -529,8 +529,7 @@ int gw_broker_start(uv_loop_t *loop, const gw_flags_t *flags)
     if (rc) return rc;
     br.loop = loop;
     br.flags = flags;
-    uv_mutex_init(&br.box.lock);
-    uv_async_init(loop, &br.box.wake, on_box);
+    gw_mailbox_init(&br.box, loop, on_box, NULL);
     br.running = true;
     gw__cq_set_broker_box(&br.box);
     return GW_OK;
@@ -580,7 +579,7 @@ static void on_box_closed(uv_handle_t *h)
 {
     (void)h;
     gw__cq_free_list(gw__cq_take(&br.box));
-    uv_mutex_destroy(&br.box.lock);
+    gw_mailbox_destroy(&br.box);
 }
 
 void gw_broker_stop(void)
@@ -603,7 +602,7 @@ void gw_broker_stop(void)
         free(p->url);
         free(p);
     }
-    uv_close((uv_handle_t *)&br.box.wake, on_box_closed);
+    gw_mailbox_close(&br.box, on_box_closed);
 }
 
 void gw_cred_stats(gw_cred_stats_t *o)

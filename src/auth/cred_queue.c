@@ -21,25 +21,7 @@ static gw_cq_box_t *broker_box;
 
 static void init_once(void) { uv_mutex_init(&reg_lock); }
 
-void gw__cq_post(gw_cq_box_t *b, gw_cq_msg_t *m)
-{
-    m->next = NULL;
-    uv_mutex_lock(&b->lock);
-    if (b->tail) b->tail->next = m;
-    else b->head = m;
-    b->tail = m;
-    uv_mutex_unlock(&b->lock);
-    uv_async_send(&b->wake);
-}
-
-gw_cq_msg_t *gw__cq_take(gw_cq_box_t *b)
-{
-    uv_mutex_lock(&b->lock);
-    gw_cq_msg_t *m = b->head;
-    b->head = b->tail = NULL;
-    uv_mutex_unlock(&b->lock);
-    return m;
-}
+gw_cq_msg_t *gw__cq_take(gw_cq_box_t *b) { return (gw_cq_msg_t *)gw_mailbox_take(b); }
 
 static void wipe_free(char *s)
 {
@@ -59,7 +41,7 @@ void gw__cq_free(gw_cq_msg_t *m)
 void gw__cq_free_list(gw_cq_msg_t *m)
 {
     while (m) {
-        gw_cq_msg_t *n = m->next;
+        gw_cq_msg_t *n = (gw_cq_msg_t *)m->mail.next;
         gw__cq_free(m);
         m = n;
     }
@@ -69,7 +51,7 @@ gw_cq_msg_t *gw__cq_copy(const gw_cq_msg_t *m)
 {
     gw_cq_msg_t *c = gw_malloc(sizeof(*c));
     *c = *m;
-    c->next = NULL;
+    c->mail.next = NULL;
     c->value = m->value ? gw_strdup(m->value) : NULL;
     c->cookies = m->cookies ? gw_strdup(m->cookies) : NULL;
     if (c->snap) gw_snapshot_ref(c->snap);
@@ -80,7 +62,7 @@ void gw__cq_broadcast(const gw_cq_msg_t *tmpl)
 {
     uv_once(&once, init_once);
     uv_mutex_lock(&reg_lock);
-    for (size_t i = 0; i < nviews; i++) gw__cq_post(views[i].box, gw__cq_copy(tmpl));
+    for (size_t i = 0; i < nviews; i++) gw_mailbox_post(views[i].box, &gw__cq_copy(tmpl)->mail);
     uv_mutex_unlock(&reg_lock);
 }
 
@@ -127,7 +109,7 @@ void gw__cq_to_broker(gw_cq_msg_t *m)
     uv_once(&once, init_once);
     uv_mutex_lock(&reg_lock);
     if (broker_box) {
-        gw__cq_post(broker_box, m);
+        gw_mailbox_post(broker_box, &m->mail);
         m = NULL;
     }
     uv_mutex_unlock(&reg_lock);
@@ -140,7 +122,7 @@ void gw__cq_send_to(gw_creds_t *c, gw_cq_msg_t *m)
     uv_mutex_lock(&reg_lock);
     for (size_t i = 0; i < nviews && m; i++) {
         if (views[i].c == c) {
-            gw__cq_post(views[i].box, m);
+            gw_mailbox_post(views[i].box, &m->mail);
             m = NULL;
         }
     }

@@ -1,5 +1,6 @@
 /* cred_queue.h: the messages between the credential broker (control loop) and the workers'
- * credential views, and the mutex-guarded mailbox that carries them. Internal to src/auth. */
+ * credential views (carried by core/mailbox), and the list of views the broker broadcasts to.
+ * Internal to src/auth. */
 #ifndef GW_AUTH_CRED_QUEUE_H
 #define GW_AUTH_CRED_QUEUE_H
 
@@ -8,6 +9,7 @@
 #include <uv.h>
 
 #include "auth/creds.h"
+#include "core/mailbox.h"
 
 typedef enum {
     /* worker -> broker */
@@ -21,7 +23,7 @@ typedef enum {
 } gw_cq_op_t;
 
 typedef struct gw_cq_msg_s {
-    struct gw_cq_msg_s *next;
+    gw_mail_t mail;   /* first: messages travel in a gw_mailbox_t */
     gw_cq_op_t op;
     gw_cred_kind_t kind;
     uint8_t key[32];
@@ -35,16 +37,9 @@ typedef struct gw_cq_msg_s {
     gw_creds_t *from;        /* FETCH: the worker to answer */
 } gw_cq_msg_t;
 
-/* A FIFO shared between threads; the receiving loop is woken through `wake`. */
-typedef struct {
-    uv_mutex_t lock;
-    gw_cq_msg_t *head, *tail;
-    uv_async_t wake;
-} gw_cq_box_t;
+typedef gw_mailbox_t gw_cq_box_t;
 
-/* Appends m (ownership passes) and wakes the receiver. Thread-safe. */
-void gw__cq_post(gw_cq_box_t *b, gw_cq_msg_t *m);
-/* Takes every queued message (a list in order) from the box. Thread-safe. */
+/* Takes every queued message (a list in order, linked through mail.next). Thread-safe. */
 gw_cq_msg_t *gw__cq_take(gw_cq_box_t *b);
 /* Frees a message: its strings (secret bytes wiped) and its snapshot reference. */
 void gw__cq_free(gw_cq_msg_t *m);

@@ -9,6 +9,7 @@
 #include "auth/cred_queue.h"
 #include "util/alloc.h"
 #include "util/common.h"
+#include "util/dlist.h"
 
 #define BUCKETS 256
 
@@ -86,10 +87,7 @@ static void park(entry_t *e, gw_cred_wait_t *w)
 {
     w->entry = e;
     w->kind = e->kind;
-    w->prev = NULL;
-    w->next = e->waiters;
-    if (e->waiters) e->waiters->prev = w;
-    e->waiters = w;
+    GW_DLIST_PUSH(e->waiters, w);
     __atomic_fetch_add(&gw__cred_waits, 1, __ATOMIC_RELAXED);
 }
 
@@ -97,10 +95,7 @@ void gw_creds_cancel(gw_cred_wait_t *w)
 {
     entry_t *e = w->entry;
     if (!e) return;
-    if (w->prev) w->prev->next = w->next;
-    else e->waiters = w->next;
-    if (w->next) w->next->prev = w->prev;
-    w->next = w->prev = NULL;
+    GW_DLIST_REMOVE(e->waiters, w);
     w->entry = NULL;
 }
 
@@ -249,7 +244,7 @@ static void on_wake(uv_async_t *a)
     gw_creds_t *c = a->data;
     gw_cq_msg_t *m = gw__cq_take(&c->box);
     while (m) {
-        gw_cq_msg_t *next = m->next;
+        gw_cq_msg_t *next = (gw_cq_msg_t *)m->mail.next;
         on_message(c, m);
         gw__cq_free(m);
         m = next;
@@ -260,9 +255,7 @@ gw_creds_t *gw_creds_new(uv_loop_t *loop)
 {
     gw_creds_t *c = gw_calloc(1, sizeof(*c));
     c->loop = loop;
-    uv_mutex_init(&c->box.lock);
-    uv_async_init(loop, &c->box.wake, on_wake);
-    c->box.wake.data = c;
+    gw_mailbox_init(&c->box, loop, on_wake, c);
     gw__cq_register(c, &c->box);
     return c;
 }
@@ -271,7 +264,7 @@ static void on_closed(uv_handle_t *h)
 {
     gw_creds_t *c = h->data;
     gw__cq_free_list(gw__cq_take(&c->box));
-    uv_mutex_destroy(&c->box.lock);
+    gw_mailbox_destroy(&c->box);
     for (size_t i = 0; i < BUCKETS; i++) {
         while (c->buckets[i]) {
             entry_t *e = c->buckets[i];
@@ -286,5 +279,5 @@ void gw_creds_free(gw_creds_t *c)
 {
     if (!c) return;
     gw__cq_unregister(c);
-    uv_close((uv_handle_t *)&c->box.wake, on_closed);
+    gw_mailbox_close(&c->box, on_closed);
 }

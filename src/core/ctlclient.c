@@ -11,6 +11,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/common.h"
+#include "util/dlist.h"
 
 #define MAX_RESPONSE_HEADERS 100
 #define MAX_HEADER_BYTES (64 * 1024)
@@ -61,9 +62,7 @@ static void clear_headers(xfer_t *x)
 
 static void xfer_free(xfer_t *x)
 {
-    if (x->prev) x->prev->next = x->next;
-    else ctl.xfers = x->next;
-    if (x->next) x->next->prev = x->prev;
+    GW_DLIST_REMOVE(ctl.xfers, x);
     curl_multi_remove_handle(ctl.multi, x->easy);
     curl_easy_cleanup(x->easy);
     curl_slist_free_all(x->headers);
@@ -334,9 +333,7 @@ int gw_ctl_fetch(const gw_ctl_request_t *rq, gw_ctl_cb cb, void *ud, gw_ctl_xfer
         free(x);
         return GW_EINVAL;
     }
-    x->next = ctl.xfers;
-    if (ctl.xfers) ctl.xfers->prev = x;
-    ctl.xfers = x;
+    GW_DLIST_PUSH(ctl.xfers, x);
     if (out) *out = x;
     return GW_OK;
 }

@@ -15,6 +15,7 @@
 #include "registry/kube_client.h"
 #include "util/alloc.h"
 #include "util/common.h"
+#include "util/dlist.h"
 #include "util/log.h"
 
 #define MAX_VIEWS 512
@@ -479,10 +480,7 @@ int gw_ondemand_wait(gw_ondemand_t *od, gw_str_t app, gw_ondemand_wait_t *w)
         od->entries = e;
     }
     w->entry = e;
-    w->prev = NULL;
-    w->next = e->waiters;
-    if (e->waiters) e->waiters->prev = w;
-    e->waiters = w;
+    GW_DLIST_PUSH(e->waiters, w);
     return GW_AGAIN;
 }
 
@@ -490,9 +488,6 @@ void gw_ondemand_cancel(gw_ondemand_wait_t *w)
 {
     wentry_t *e = w->entry;
     if (!e) return;
-    if (w->prev) w->prev->next = w->next;
-    else e->waiters = w->next;
-    if (w->next) w->next->prev = w->prev;
-    w->next = w->prev = NULL;
+    GW_DLIST_REMOVE(e->waiters, w);
     w->entry = NULL;
 }
