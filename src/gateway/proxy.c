@@ -245,23 +245,40 @@ static void abort_both(proxy_t *px)
 
 /* ---------- building the upstream request ---------- */
 
-/* Hop-by-hop headers of one message (§5.3): the fixed ones plus those its Connection
- * headers name. Used for the request and the response alike. */
+/* Hop-by-hop headers of one message (§5.3): the fixed ones plus every name its Connection
+ * headers list, however many. Used for the request and the response alike. The values of up
+ * to 16 Connection headers are collected once; a message with more is searched in full. */
 typedef struct {
     gw_str_t vals[16];
     size_t n;
+    const gw_header_t *all; /* more Connection headers than vals holds: search these */
+    size_t nall;
 } conn_hops_t;
 
 static void conn_hops_init(conn_hops_t *c, const gw_header_t *h, size_t nh)
 {
     c->n = 0;
-    for (size_t i = 0; i < nh && c->n < GW_ARRAY_SIZE(c->vals); i++)
-        if (GW_STR_IEQ_LIT(h[i].name, "connection")) c->vals[c->n++] = h[i].value;
+    c->all = NULL;
+    c->nall = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (!GW_STR_IEQ_LIT(h[i].name, "connection")) continue;
+        if (c->n == GW_ARRAY_SIZE(c->vals)) {
+            c->all = h;
+            c->nall = nh;
+            return;
+        }
+        c->vals[c->n++] = h[i].value;
+    }
 }
 
 static bool is_hop(const conn_hops_t *c, gw_str_t name)
 {
-    return gw_is_hop_by_hop(name) || gw_connection_lists(c->vals, c->n, name);
+    if (gw_is_hop_by_hop(name)) return true;
+    if (!c->all) return gw_connection_lists(c->vals, c->n, name);
+    for (size_t i = 0; i < c->nall; i++)
+        if (GW_STR_IEQ_LIT(c->all[i].name, "connection") && gw_connection_lists(&c->all[i].value, 1, name))
+            return true;
+    return false;
 }
 
 static bool caller_has_header(const gw_req_head_t *h, const char *name)
@@ -681,12 +698,19 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     conn_hops_t hops;
     conn_hops_init(&hops, h->headers, h->nheaders);
     bool rewrite_loc = (code >= 300 && code < 400) || code == 201;
+    bool cl_sent = false;
     for (size_t i = 0; i < h->nheaders; i++) {
         gw_str_t n = h->headers[i].name, v = h->headers[i].value;
         if (is_hop(&hops, n)) continue;
-        if (GW_STR_IEQ_LIT(n, "content-length") && px->resp_kind != GW_BODY_LENGTH && !px->is_head &&
-            px->resp_kind != GW_BODY_NONE)
-            continue;
+        if (GW_STR_IEQ_LIT(n, "content-length")) {
+            /* Framing checked them all equal: one header, one value ("5, 5" or two headers
+             * reach the client as "5"). Dropped where the body is chunked or close-delimited. */
+            if (cl_sent || (px->resp_kind != GW_BODY_LENGTH && !px->is_head && px->resp_kind != GW_BODY_NONE))
+                continue;
+            gw_str_t rest = v, first;
+            if (gw_str_next_token(&rest, &first)) v = first;
+            cl_sent = true;
+        }
         if (rewrite_loc && GW_STR_IEQ_LIT(n, "location")) {
             size_t mark = o.len;
             rc |= gw_buf_puts(&o, "Location: ");

@@ -2,6 +2,7 @@
  * single pass over the caller's bytes, strict enough to refuse request-smuggling ambiguities. */
 #include "http/parser.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #ifdef __SSE2__
@@ -342,8 +343,10 @@ int gw_http_parse_content_length(gw_str_t v, uint64_t *out)
         unsigned d = (unsigned char)v.p[i] - (unsigned)'0';
         if (d > 9)
             return GW_EBADMSG;
-        x = x * 10 + d;
+        x = x * 10 + d; /* 19 digits cannot overflow 64 bits */
     }
+    if (x > (uint64_t)INT64_MAX) /* as Go's net/http (ParseUint(.., 63)): a larger body cannot exist */
+        return GW_EBADMSG;
     *out = x;
     return 0;
 }

@@ -95,7 +95,8 @@ typedef struct {
 int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
                     size_t *out_len);
 
-/* Parses a decimal Content-Length value; GW_EBADMSG unless 1-19 digits only. */
+/* Parses a decimal Content-Length value; GW_EBADMSG unless 1-19 digits only and at most
+ * 2^63-1 (as Go's net/http). */
 int gw_http_parse_content_length(gw_str_t v, uint64_t *out);
 
 #endif

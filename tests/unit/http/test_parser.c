@@ -400,9 +400,11 @@ static void test_content_length_parse(void)
     CHECK_EQ_INT(v, 0);
     CHECK_EQ_INT(gw_http_parse_content_length(GW_STR_LIT("0012"), &v), 0);
     CHECK_EQ_INT(v, 12);
-    CHECK_EQ_INT(gw_http_parse_content_length(GW_STR_LIT("9999999999999999999"), &v), 0);
-    CHECK(v == 9999999999999999999ull);
-    static const char *bad[] = {"",   "18446744073709551616", "99999999999999999999",
+    CHECK_EQ_INT(gw_http_parse_content_length(GW_STR_LIT("9223372036854775807"), &v), 0);
+    CHECK(v == 9223372036854775807ull);
+    /* above 2^63-1 (what Go accepts) a body cannot be real: 400, never a hanging connection */
+    static const char *bad[] = {"",   "18446744073709551616", "99999999999999999999", "9223372036854775808",
+                                "9999999999999999999",
                                 "+5", "-5", " 5", "5 ", "0x5", "5a", "1_0", "5,5", "1e3", "\xd9\xa5"};
     for (size_t i = 0; i < GW_ARRAY_SIZE(bad); i++)
         CHECK_EQ_INT(gw_http_parse_content_length(gw_str(bad[i]), &v), GW_EBADMSG);

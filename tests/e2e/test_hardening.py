@@ -1,0 +1,102 @@
+"""Hostile input that once slipped through (issue 7): oversized Content-Length values, more than
+16 Connection headers, duplicate Content-Length from the upstream."""
+import socket
+import threading
+
+import helpers as H
+
+
+def test_content_length_beyond_int63_is_400_and_close(main_gw):
+    for v in ("9223372036854775808", "9999999999999999999", "18446744073709551616"):
+        c = H.RawConn(main_gw.proxy)
+        try:
+            c.send(("POST /e2e/echo/x HTTP/1.1\r\nHost: h\r\nContent-Length: %s\r\n\r\nabc" % v).encode())
+            r = c.read_response()
+            assert r.status == 400, (v, r)
+            assert c.wait_closed(5 * H.SLOW), v
+        finally:
+            c.close()
+    # the largest value Go accepts is still a valid (if unfinished) request: not a 400
+    c = H.RawConn(main_gw.proxy)
+    try:
+        c.send(b"POST /e2e/echo/x HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775807\r\n\r\nabc")
+        assert not c.wait_closed(0.5), "a valid Content-Length was refused"
+    finally:
+        c.close()
+
+
+def test_every_connection_listed_header_is_stripped(main_gw):
+    names = ["X-Hop-%02d" % i for i in range(24)]
+    headers = [("Connection", n) for n in names] + [(n, "secret-%s" % n) for n in names] + [("X-Kept", "yes")]
+    r = H.http(main_gw.proxy, "GET", "/e2e/echo/many-connection", headers)
+    assert r.status == 200, r
+    got = H.echo_headers(r)
+    for n in names:
+        assert H.hvals(got, n) == [], (n, got)
+    assert H.hvals(got, "X-Kept") == ["yes"], got
+
+
+class RawUpstream:
+    """Answers every request on 127.0.0.1 with fixed bytes (one connection at a time)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_duplicate_content_length_from_upstream_reaches_client_once(tmpdir_str):
+    up = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\nX-Up: 1\r\n\r\nhello")
+    bad = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+    try:
+        cfg = tmpdir_str + "/config"
+        import os
+        os.makedirs(cfg)
+        apps = [H.application("hard", [H.service("Dup", [H.entry("http://127.0.0.1:%d/x" % up.port)]),
+                                       H.service("Bad", [H.entry("http://127.0.0.1:%d/x" % bad.port)])])]
+        H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), apps)
+        with H.gateway(tmpdir_str, config_dir=cfg) as gw:
+            c = H.RawConn(gw.proxy)
+            try:
+                c.send(b"GET /hard/dup/a HTTP/1.1\r\nHost: h\r\n\r\n")
+                r = c.read_response()
+            finally:
+                c.close()
+            assert r.status == 200, r
+            assert r.body == b"hello", r
+            assert [v for k, v in r.headers if k.lower() == "content-length"] == ["5"], r.headers
+            r = H.get(gw.proxy, "/hard/bad/a")
+            assert r.status == 502, r
+    finally:
+        up.close()
+        bad.close()
