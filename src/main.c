@@ -170,6 +170,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 
+    const int our_ports[3] = {flags.proxy_port, flags.proxy_port_compass, flags.external_api_port};
+    for (int i = 0; i < 3; i++) {
+        if (gw_port_in_use(flags.listen_address, our_ports[i])) {
+            char p[16];
+            snprintf(p, sizeof(p), "%d", our_ports[i]);
+            gw_log(GW_LOG_FATAL, "port already in use by another process", "port", p, NULL);
+            return 1;
+        }
+    }
+
     const char *dir = flags.config_dir && flags.config_dir[0] ? flags.config_dir : NULL;
     gw_kube_conn_t kube;
     memset(&kube, 0, sizeof(kube));

@@ -19,7 +19,7 @@
 #include "util/block.h"
 #include "util/log.h"
 
-static int bound_socket(const struct sockaddr_storage *ss, bool dual_stack)
+static int bound_socket(const struct sockaddr_storage *ss, bool dual_stack, bool reuseport)
 {
     int family = ss->ss_family;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -27,7 +27,7 @@ static int bound_socket(const struct sockaddr_storage *ss, bool dual_stack)
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (family == AF_INET6 && dual_stack) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
         int e = errno;
         close(fd);
         return -e;
@@ -41,7 +41,7 @@ static int bound_socket(const struct sockaddr_storage *ss, bool dual_stack)
     return fd;
 }
 
-int gw_listener_socket(const char *addr, int port)
+static int listener_socket(const char *addr, int port, bool reuseport)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
@@ -49,16 +49,28 @@ int gw_listener_socket(const char *addr, int port)
         /* Every address, like the original's ":port": IPv6 with IPv4-mapped addresses when the
          * host has IPv6, plain IPv4 otherwise. */
         uv_ip6_addr("::", port, (struct sockaddr_in6 *)&ss);
-        int fd = bound_socket(&ss, true);
+        int fd = bound_socket(&ss, true, reuseport);
         if (fd != -EAFNOSUPPORT && fd != -EADDRNOTAVAIL) return fd;
         memset(&ss, 0, sizeof(ss));
         uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&ss);
-        return bound_socket(&ss, false);
+        return bound_socket(&ss, false, reuseport);
     }
     if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0)
         return -EINVAL;
-    return bound_socket(&ss, false);
+    return bound_socket(&ss, false, reuseport);
+}
+
+int gw_listener_socket(const char *addr, int port) { return listener_socket(addr, port, true); }
+
+int gw_port_in_use(const char *addr, int port)
+{
+    /* A bind without SO_REUSEPORT fails while any socket listens there, also one of another
+     * process that set SO_REUSEPORT (which our own listeners would otherwise silently share). */
+    int fd = listener_socket(addr, port, false);
+    if (fd == -EADDRINUSE) return 1;
+    if (fd >= 0) close(fd);
+    return 0;
 }
 
 void gw_pin_put(gw_pin_t *p)

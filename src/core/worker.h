@@ -60,6 +60,9 @@ typedef struct gw_worker_s {
 /* Creates a bound TCP socket with SO_REUSEADDR and SO_REUSEPORT on addr:port.
  * Returns the fd, or a negative errno (logged by the caller). */
 int gw_listener_socket(const char *addr, int port);
+/* 1 when something (another process) already listens on addr:port, else 0. Call before our
+ * own listeners exist: SO_REUSEPORT would let a second gateway share the ports unnoticed. */
+int gw_port_in_use(const char *addr, int port);
 
 /* The worker that owns a server (a request's req->server). */
 static inline gw_worker_t *gw_worker_of(gw_server_t *s) { return (gw_worker_t *)s->data; }

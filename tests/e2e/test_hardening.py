@@ -100,3 +100,25 @@ def test_duplicate_content_length_from_upstream_reaches_client_once(tmpdir_str):
     finally:
         up.close()
         bad.close()
+
+
+def test_second_gateway_on_the_same_ports_refuses_to_start(tmpdir_str):
+    import os
+    import time
+    adir = os.path.join(tmpdir_str, "a")
+    os.makedirs(adir)
+    with H.gateway(adir) as a:
+        for clash in ({"proxyPort": a.proxy}, {"proxyPortCompass": a.compass}, {"externalAPIPort": a.admin}):
+            d = os.path.join(tmpdir_str, "b%d" % len(os.listdir(tmpdir_str)))
+            os.makedirs(os.path.join(d, "config"))
+            b = H.Gateway(os.path.join(d, "config"), os.path.join(d, "appgw.stderr"), flags=clash, wait=False)
+            try:
+                deadline = time.monotonic() + 10 * H.SLOW
+                while b.alive() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert not b.alive(), "a second gateway started on port %r" % clash
+                assert b.proc.returncode == 1, b.proc.returncode
+                assert "port already in use by another process" in b.log_text(), b.log_tail()
+            finally:
+                b.stop()
+        assert H.http(a.admin, "GET", "/v1/health").status == 200
