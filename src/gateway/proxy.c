@@ -79,6 +79,7 @@ typedef struct {
     bool dechunk;                /* HTTP/1.0 client, chunked upstream: strip framing */
     bool is_head;
     bool up_paused;
+    uint64_t last_up_ms;         /* PX_STREAM: loop time of the last response bytes */
     int retries;
     int status;                  /* status sent to the client */
     char *held_head;             /* response head not yet queued to the client */
@@ -552,10 +553,33 @@ static void cl_on_drain(void *ud);
 
 static const gw_client_cb_t cl_cb = {cl_on_connect, cl_on_head, cl_on_body, cl_on_error, cl_on_drain};
 
+static void on_proxy_timeout(uv_timer_t *t);
+
+/* PX_STREAM: the upstream must keep sending the body; proxyTimeout of silence (not counting
+ * time we stopped reading because the client is slow) ends both connections. The timer is
+ * armed once and re-armed lazily, not on every read. */
+static void body_inactivity(proxy_t *px)
+{
+    uint64_t limit = (uint64_t)px->worker->flags->proxy_timeout * 1000, now = uv_now(&px->worker->loop);
+    if (px->up_paused) px->last_up_ms = now;
+    uint64_t idle = now - px->last_up_ms;
+    if (idle < limit) {
+        uv_timer_start(&px->timer, on_proxy_timeout, limit - idle, 0);
+        return;
+    }
+    gw_log(GW_LOG_WARN, "upstream stopped sending the response body", "upstream", px->api->target.host_header,
+           NULL);
+    GW_COUNT(&px->worker->counters, upstream_errors, 1);
+    abort_both(px);
+}
+
 static void on_proxy_timeout(uv_timer_t *t)
 {
     proxy_t *px = t->data;
-    if (px->phase == PX_STREAM) return;
+    if (px->phase == PX_STREAM) {
+        body_inactivity(px);
+        return;
+    }
     if (px->phase == PX_ROUTE) {
         gw_ondemand_cancel(&px->app_wait);
         gw_log(GW_LOG_WARN, "timed out waiting for the Application from the Kubernetes API", NULL);
@@ -752,7 +776,6 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         gw_buf_free(&o);
         return GW_ENOMEM;
     }
-    GW_COUNT(&px->worker->counters, requests_by_status[px->status < 600 ? px->status : 0], 1);
     /* Held back so that it leaves with the first body bytes in one writev. */
     px->held_head = gw_buf_take(&o, &px->held_head_len);
     px->phase = PX_STREAM;
@@ -766,6 +789,7 @@ static void client_write(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     if (px->held_head) {
         char *h = px->held_head;
         px->held_head = NULL;
+        GW_COUNT(&px->worker->counters, requests_by_status[px->status < 600 ? px->status : 0], 1);
         gw_request_write_head_and_block(px->req, h, px->held_head_len, b, off, len);
         return;
     }
@@ -803,19 +827,21 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
         return GW_DECLINED;
     }
     drop_sent(px);
-    uv_timer_stop(&px->timer);
     px->resp_kind = kind;
     if (!px->req || send_response_head(px, h) != GW_OK) {
         fail_request(px, 502, NULL);
         return GW_DECLINED;
     }
     if (px->dechunk) gw_client_decode_chunked(px->cl);
+    px->last_up_ms = uv_now(&px->worker->loop);
+    start_proxy_timer(px); /* now bounds silence in the body */
     return GW_OK;
 }
 
 static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool done)
 {
     proxy_t *px = ud;
+    px->last_up_ms = uv_now(&px->worker->loop);
     if (len) {
         client_write(px, b, off, len);
         GW_COUNT(&px->worker->counters, bytes_out, len);
@@ -840,6 +866,15 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     const char *what = "upstream connection lost";
     switch (err) {
     case GW_CLIENT_EBODY:
+        if (px->held_head) { /* nothing reached the client yet: it still gets a clean 502 */
+            free(px->held_head);
+            px->held_head = NULL;
+            GW_COUNT(&px->worker->counters, upstream_errors, 1);
+            gw_log(GW_LOG_WARN, "malformed upstream response body", "upstream", px->api->target.host_header,
+                   "reason", reason, NULL);
+            fail_request(px, 502, "invalid response from the target API");
+            return;
+        }
         /* After the response head went out the client cannot get a valid message any more. */
         abort_both(px);
         return;

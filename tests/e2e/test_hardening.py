@@ -41,6 +41,7 @@ class RawUpstream:
 
     def __init__(self, answer):
         self.answer = answer
+        self.hold = False  # keep the connection open (silent) after answering
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -57,7 +58,7 @@ class RawUpstream:
             except OSError:
                 continue
             with conn:
-                conn.settimeout(5)
+                conn.settimeout(0.2 if self.hold else 5)
                 data = b""
                 try:
                     while b"\r\n\r\n" not in data:
@@ -66,6 +67,12 @@ class RawUpstream:
                             break
                         data += chunk
                     conn.sendall(self.answer)
+                    while self.hold and not self.stop:  # silent until the gateway gives up
+                        try:
+                            if not conn.recv(4096):
+                                break
+                        except socket.timeout:
+                            continue
                 except OSError:
                     pass
 
@@ -122,3 +129,55 @@ def test_second_gateway_on_the_same_ports_refuses_to_start(tmpdir_str):
             finally:
                 b.stop()
         assert H.http(a.admin, "GET", "/v1/health").status == 200
+
+
+def _gateway_for(tmpdir_str, name, upstreams, **flags):
+    import os
+    cfg = os.path.join(tmpdir_str, name, "config")
+    os.makedirs(cfg)
+    apps = [H.application("hard", [H.service(svc, [H.entry("http://127.0.0.1:%d/x" % u.port)])
+                                   for svc, u in upstreams.items()])]
+    H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), apps)
+    return H.gateway(os.path.join(tmpdir_str, name), config_dir=cfg, flags=flags or None)
+
+
+def test_malformed_chunked_body_before_anything_was_sent_is_502(tmpdir_str):
+    bad = RawUpstream(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    try:
+        with _gateway_for(tmpdir_str, "g", {"Bad": bad}) as gw:
+            r = H.get(gw.proxy, "/hard/bad/a")
+            H.assert_gw_error(r, 502)
+    finally:
+        bad.close()
+
+
+def test_upstream_silent_in_the_body_is_cut_after_proxy_timeout(tmpdir_str):
+    import time
+    stall = RawUpstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+    stall.hold = True
+    try:
+        with _gateway_for(tmpdir_str, "g", {"Stall": stall}, proxyTimeout=2) as gw:
+            c = H.RawConn(gw.proxy, timeout=20)
+            try:
+                t0 = time.monotonic()
+                c.send(b"GET /hard/stall/a HTTP/1.1\r\nHost: h\r\n\r\n")
+                status, _, _, _ = c.read_head()
+                assert status == 200
+                c.sock.settimeout(15 * H.SLOW)
+                got = c.buf
+                c.buf = b""
+                while True:  # the body bytes that came, then the close
+                    try:
+                        d = c.sock.recv(65536)
+                    except (ConnectionResetError, socket.timeout):
+                        break
+                    if not d:
+                        break
+                    got += d
+                elapsed = time.monotonic() - t0
+                assert got == b"partial", got
+                assert 1.5 < elapsed < 6 * H.SLOW, elapsed
+            finally:
+                c.close()
+    finally:
+        stall.close()
