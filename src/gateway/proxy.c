@@ -834,7 +834,8 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
     }
     if (px->dechunk) gw_client_decode_chunked(px->cl);
     px->last_up_ms = uv_now(&px->worker->loop);
-    start_proxy_timer(px); /* now bounds silence in the body */
+    /* The running proxyTimeout clock now bounds silence in the body (re-armed lazily). */
+    if (!uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
     return GW_OK;
 }
 
