@@ -289,8 +289,9 @@ static bool caller_has_header(const gw_req_head_t *h, const char *name)
 
 static bool has_csrf(const gw_api_t *api) { return api->csrf_url && api->csrf_url[0]; }
 
-/* The request head for the upstream: the caller's (minus hop-by-hop and replaced headers), the
- * forwarding headers, then the credentials: Access-Token, Basic or the OAuth token as
+/* The request head for the upstream (GW_EPATH_ESCAPES when TARGET_PATH would climb above the
+ * targetUrl path): the caller's (minus hop-by-hop and replaced headers), the forwarding
+ * headers, then the credentials: Access-Token, Basic or the OAuth token as
  * Authorization, the CSRF token with its cookies merged into the caller's (§6.5). */
 static int build_upstream_head(proxy_t *px, gw_request_t *req)
 {
@@ -307,7 +308,9 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
     int rc = gw_buf_append(o, h->method.p, h->method.n);
     rc |= gw_buf_append(o, " ", 1);
     size_t path_start = o->len;
-    rc |= gw_append_upstream_path(o, api->target.path, target_path, api->encode_url);
+    int prc = gw_append_upstream_path(o, api->target.path, target_path, api->encode_url);
+    if (prc == GW_EPATH_ESCAPES) return prc;
+    rc |= prc;
     size_t qmark = o->len;
     rc |= gw_buf_append(o, "?", 1);
     size_t qstart = o->len;
@@ -526,6 +529,10 @@ static void proxy_start(proxy_t *px)
     int rc = build_upstream_head(px, px->req);
     /* The slices are only valid now; the serials stay for a later invalidation. */
     px->creds.authorization = px->creds.csrf_token = px->creds.cookies = (gw_str_t){0};
+    if (rc == GW_EPATH_ESCAPES) { /* SPEC §5.1 [better]: never another API's path on the same host */
+        fail_request(px, 400, "path escapes the target API");
+        return;
+    }
     if (rc != GW_OK) {
         fail_request(px, 431, "request header fields too large");
         return;

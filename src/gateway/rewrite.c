@@ -149,6 +149,79 @@ static int append_decoded_encoded(gw_buf_t *out, const char *p, size_t n, size_t
     return GW_OK;
 }
 
+/* Length of the '/' or %2F/%2f separator at p[i] (with esc_slash), else 0. */
+static size_t sep_len(const char *p, size_t n, size_t i, bool esc_slash)
+{
+    if (p[i] == '/') return 1;
+    if (esc_slash && p[i] == '%' && n - i >= 3 && p[i + 1] == '2' && (p[i + 2] == 'F' || p[i + 2] == 'f'))
+        return 3;
+    return 0;
+}
+
+/* 1 when the segment s[0..n) is ".", 2 when "..", each dot also as %2e/%2E; else 0. */
+static int dot_segment(const char *s, size_t n)
+{
+    int dots = 0;
+    for (size_t i = 0; i < n; dots++) {
+        if (dots == 2) return 0;
+        if (s[i] == '.') i++;
+        else if (s[i] == '%' && n - i >= 3 && s[i + 1] == '2' && (s[i + 2] == 'e' || s[i + 2] == 'E')) i += 3;
+        else return 0;
+    }
+    return dots;
+}
+
+/* RFC 3986 §5.2.4 in place on out[tail..len): the tail is a sequence of "/segment" units
+ * (out[tail] is '/'); kept units are moved down, "." is dropped, ".." drops the last kept
+ * unit; a trailing "." or ".." leaves "/". GW_EPATH_ESCAPES when ".." finds nothing to drop.
+ * The result is never longer than the input, so nothing is allocated. */
+static int resolve_tail(gw_buf_t *out, size_t tail)
+{
+    char *b = out->base;
+    size_t n = out->len, r = tail, w = tail;
+    while (r < n) {
+        size_t e = r + 1;
+        while (e < n && b[e] != '/') e++;
+        int dots = dot_segment(b + r + 1, e - r - 1);
+        if (dots == 2) {
+            if (w == tail) return GW_EPATH_ESCAPES;
+            while (b[--w] != '/') {}
+        }
+        if (dots && e == n) {
+            b[w++] = '/';
+        } else if (!dots) {
+            memmove(b + w, b + r, e - r);
+            w += e - r;
+        }
+        r = e;
+    }
+    out->len = w;
+    b[w] = '\0';
+    return GW_OK;
+}
+
+/* Would p[0..n) climb above its start if an upstream decoded %2F/%2f to '/' (and merged
+ * "//", so empty segments do not count)? For encodeUrl false, whose segments may hold %2F. */
+static bool escapes_decoding_slashes(const char *p, size_t n)
+{
+    size_t depth = 0, i = 0;
+    while (i < n) {
+        size_t s = sep_len(p, n, i, true);
+        i += s;
+        size_t j = i;
+        while (j < n && !sep_len(p, n, j, true)) j++;
+        int dots = dot_segment(p + i, j - i);
+        if (dots == 2) {
+            if (depth == 0) return true;
+            depth--;
+        } else if (!dots && j > i) {
+            depth++;
+        }
+        i = j;
+    }
+    return false;
+}
+
 int gw_append_upstream_path(gw_buf_t *out, const char *base_path, gw_str_t target_path, bool encode_url)
 {
     size_t len0 = out->len, bn = base_path ? strlen(base_path) : 0;
@@ -166,6 +239,9 @@ int gw_append_upstream_path(gw_buf_t *out, const char *base_path, gw_str_t targe
     /* the result is always path-absolute */
     if ((bn == 0 || base_path[0] != '/') && !(bn == 0 && tp_slash)) rc = gw_buf_append(out, "/", 1);
     if (!rc && bn) rc = gw_buf_append(out, base_path, bn);
+    /* where the "/segment" units coming from target_path start: a trailing '/' of the base
+     * belongs to them (it joins), everything before stays as configured */
+    size_t tail = bn ? out->len - (base_slash ? 1 : 0) : len0;
     if (!rc && target_path.n) {
         /* join with exactly one '/' (Go's singleJoiningSlash) */
         size_t from = 0;
@@ -174,8 +250,21 @@ int gw_append_upstream_path(gw_buf_t *out, const char *base_path, gw_str_t targe
         if (!rc)
             rc = encode_url ? append_decoded_encoded(out, target_path.p, target_path.n, from)
                             : gw_buf_append(out, target_path.p + from, target_path.n - from);
+        /* [better] §5.1: resolve dot-segments below the base. With encode_url the tail is
+         * already decoded and re-encoded: '/' from %2F is literal and %2E became '.'. */
+        if (!rc) rc = resolve_tail(out, tail);
+        if (!rc && !encode_url && escapes_decoding_slashes(out->base + tail, out->len - tail))
+            rc = GW_EPATH_ESCAPES;
     }
-    return rc ? rollback(out, len0, GW_ENOMEM) : GW_OK;
+    if (rc) return rollback(out, len0, rc == GW_EPATH_ESCAPES ? rc : GW_ENOMEM);
+    /* never "//..." (a network-path reference to some proxies and frameworks) */
+    size_t k = len0 + 1;
+    while (k < out->len && out->base[k] == '/') k++;
+    if (k > len0 + 1) {
+        memmove(out->base + len0 + 1, out->base + k, out->len - k + 1);
+        out->len -= k - len0 - 1;
+    }
+    return GW_OK;
 }
 
 /* ---------- §5.1 / §6.6 upstream query ---------- */

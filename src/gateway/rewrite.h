@@ -21,10 +21,28 @@ int gw_split_gateway_path(gw_str_t path, int nseg, gw_str_t seg[3], gw_str_t *re
  * used) are accepted; anything else, or an absolute-form without a path, is GW_EINVAL. */
 int gw_split_target(gw_str_t target, gw_str_t *path, gw_str_t *query, bool *has_query);
 
+/* gw_append_upstream_path: target_path would climb above the targetUrl path (→ 400). */
+#define GW_EPATH_ESCAPES (-77)
+
 /* Appends the upstream request path: targetUrl path joined with target_path by exactly one
  * '/' (nothing added when target_path is empty; "/" when both are empty). With encode_url,
  * target_path is percent-decoded then re-encoded (§5.2); otherwise copied byte for byte.
- * Returns 0 or GW_ENOMEM (buffer cap). */
+ * [better] §5.1: dot-segments of target_path are then resolved per RFC 3986 §5.2.4 below
+ * the targetUrl path (which itself is never changed or resolved):
+ * - a segment is "." or ".." also when written with %2e/%2E (".%2E", "%2e%2e", ...); with
+ *   encode_url, a decoded %2F/%2f is a '/' (resolution sees what goes upstream); without it
+ *   segments are split at literal '/' only and every kept segment stays byte for byte;
+ * - a trailing "." or ".." leaves a trailing '/' ("x/.." → base + "/"); empty segments
+ *   ("a//b") are kept and count as segments (so "a//.." → base + "/a/");
+ * - GW_EPATH_ESCAPES when a ".." would remove the targetUrl path or more ("..", "a/../..").
+ *   Without encode_url it is also returned when the path would escape if an upstream
+ *   decoded %2F/%2f to '/' ("..%2F..%2Fx"), though such a segment is otherwise one segment.
+ * A path without dot-segments comes out exactly as before. Leading '/'s of the result
+ * (e.g. from "//evil.example/x" under an empty targetUrl path, or a targetUrl path "//p")
+ * are collapsed to one: the request-target never starts with "//".
+ * Returns 0, GW_ENOMEM or GW_EPATH_ESCAPES; on any error out is restored to its previous
+ * length (callers should still discard the message they were building). GW_ENOMEM means the
+ * join before resolution did not fit the cap (the resolved path is never longer). */
 int gw_append_upstream_path(gw_buf_t *out, const char *base_path, gw_str_t target_path, bool encode_url);
 
 /* Appends the upstream query (without '?'; nothing when all parts are empty): targetUrl

@@ -42,6 +42,7 @@ class RawUpstream:
     def __init__(self, answer):
         self.answer = answer
         self.hold = False  # keep the connection open (silent) after answering
+        self.requests = []  # raw request heads received
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -66,6 +67,7 @@ class RawUpstream:
                         if not chunk:
                             break
                         data += chunk
+                    self.requests.append(data)
                     conn.sendall(self.answer)
                     while self.hold and not self.stop:  # silent until the gateway gives up
                         try:
@@ -181,3 +183,46 @@ def test_upstream_silent_in_the_body_is_cut_after_proxy_timeout(tmpdir_str):
                 c.close()
     finally:
         stall.close()
+
+
+ESCAPES = [
+    ("e2e", "/e2e/echo/..%2f..%2fbeta%2fsecret"),     # %2F decoded under encodeUrl: true
+    ("e2e", "/e2e/echo/../../beta/secret"),
+    ("e2e", "/e2e/echo/%2e%2e/%2E%2e/beta/secret"),
+    ("e2e", "/e2e/echo/x/../../y"),
+    ("raw", "/raw/echo/%2e%2e/%2e%2e/beta/secret"),   # encodeUrl: false
+    ("raw", "/raw/echo/.%2E/x"),
+]
+
+
+def test_dot_segments_never_leave_the_target_path(main_gw, upstream):
+    for _, path in ESCAPES:
+        r = H.get(main_gw.proxy, path)
+        H.assert_gw_error(r, 400, "path escapes the target API")
+
+
+def test_dot_segments_inside_the_target_path_are_resolved(main_gw):
+    for path, want in (("/e2e/echo/a/../b", "/base/b"), ("/e2e/echo/./a/%2e/b", "/base/a/b"),
+                       ("/raw/echo/a/%2e%2e/b", "/base/b")):
+        r = H.get(main_gw.proxy, path)
+        assert r.status == 200, (path, r)
+        assert r.json()["path"] == want, (path, r.json()["path"])
+
+
+def test_request_target_never_starts_with_double_slash(tmpdir_str):
+    """Python's http.server hides a leading '//' (it strips it), so a raw upstream records the bytes."""
+    import os
+    up = RawUpstream(b"HTTP/1.1 204 No Content\r\n\r\n")
+    try:
+        cfg = os.path.join(tmpdir_str, "config")
+        os.makedirs(cfg)
+        H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), [H.application("hard", [
+            H.service("Root", [H.entry("http://127.0.0.1:%d" % up.port)])])])
+        with H.gateway(tmpdir_str, config_dir=cfg) as gw:
+            for p in ("/hard/root///evil.example/x", "/hard/root//%2Fevil.example/x", "/hard/root/%2F%2Fevil.example/x"):
+                r = H.get(gw.proxy, p)
+                assert r.status == 204, (p, r)
+                line = up.requests[-1].split(b"\r\n", 1)[0]
+                assert line.startswith(b"GET /") and not line.startswith(b"GET //"), (p, line)
+    finally:
+        up.close()

@@ -226,6 +226,237 @@ static void test_upstream_path_cap(void)
     gw_buf_free(&b);
 }
 
+/* ---- gw_append_upstream_path: dot-segments and leading "//" ([better] §5.1) ---- */
+
+/* The path must be refused with GW_EPATH_ESCAPES, leaving the buffer as it was. */
+static void check_escapes(int line, const char *base, const char *tp, bool enc)
+{
+    gw_buf_t b;
+    gw_buf_init(&b, BIG);
+    CHECK_EQ_INT(gw_buf_puts(&b, "ab"), 0);
+    int rc = gw_append_upstream_path(&b, base, gw_str(tp), enc);
+    if (rc != GW_EPATH_ESCAPES)
+        fprintf(stderr, "line %d: base \"%s\" path \"%s\" enc %d: rc %d, out \"%s\"\n", line,
+                base ? base : "(null)", tp, (int)enc, rc, b.base);
+    CHECK_EQ_INT(rc, GW_EPATH_ESCAPES);
+    CHECK_EQ_INT(b.len, 2);
+    CHECK_EQ_STR(b.base, "ab");
+    gw_buf_free(&b);
+}
+
+#define CHECK_UPATH_ESC(base, tp, enc) check_escapes(__LINE__, base, tp, enc)
+
+static void test_upstream_path_dot_escapes(void)
+{
+    for (int enc = 0; enc < 2; enc++) {
+        /* the reported variants */
+        CHECK_UPATH_ESC("/alpha", "..%2f..%2fbeta%2fsecret", enc);
+        CHECK_UPATH_ESC("/alpha", "..%2F..%2Fbeta%2Fsecret", enc);
+        CHECK_UPATH_ESC("/alpha", "../../beta/secret", enc);
+        CHECK_UPATH_ESC("/alpha", "%2e%2e/%2e%2e/beta/secret", enc);
+        CHECK_UPATH_ESC("/alpha", "/%2e%2e/%2e%2e/beta/secret", enc);
+        CHECK_UPATH_ESC("/alpha", "%2E%2E/beta", enc);
+        CHECK_UPATH_ESC("/alpha", "%2e%2E/beta", enc);
+        CHECK_UPATH_ESC("/alpha", "%2E%2e/beta", enc);
+        CHECK_UPATH_ESC("/alpha", ".%2e/beta", enc);
+        CHECK_UPATH_ESC("/alpha", ".%2E/beta", enc);
+        CHECK_UPATH_ESC("/alpha", "%2e./beta", enc);
+        CHECK_UPATH_ESC("/alpha", "%2e%2e%2fbeta", enc);
+        /* a single ".." in every position and spelling */
+        CHECK_UPATH_ESC("/alpha", "..", enc);
+        CHECK_UPATH_ESC("/alpha", "../", enc);
+        CHECK_UPATH_ESC("/alpha", "/..", enc);
+        CHECK_UPATH_ESC("/alpha", "/../", enc);
+        CHECK_UPATH_ESC("/alpha", "%2e%2e", enc);
+        CHECK_UPATH_ESC("/alpha", "./..", enc);
+        CHECK_UPATH_ESC("/alpha", "./../x", enc);
+        CHECK_UPATH_ESC("/alpha", "a/../..", enc);
+        CHECK_UPATH_ESC("/alpha", "a/../../x", enc);
+        CHECK_UPATH_ESC("/alpha", "a/b/../../..", enc);
+        CHECK_UPATH_ESC("/alpha", "a/./.././../x", enc);
+        CHECK_UPATH_ESC("/alpha", "a/%2e%2e/%2E%2E/x", enc);
+        CHECK_UPATH_ESC("/alpha", "a//../../..", enc);
+        /* every shape of targetUrl path */
+        CHECK_UPATH_ESC("", "..", enc);
+        CHECK_UPATH_ESC("", "../x", enc);
+        CHECK_UPATH_ESC("", "/../x", enc);
+        CHECK_UPATH_ESC("", "a/../../x", enc);
+        CHECK_UPATH_ESC(NULL, "../x", enc);
+        CHECK_UPATH_ESC("/", "..", enc);
+        CHECK_UPATH_ESC("/", "/../x", enc);
+        CHECK_UPATH_ESC("/", "%2e%2e/x", enc);
+        CHECK_UPATH_ESC("/base", "../base2/x", enc);
+        CHECK_UPATH_ESC("/base/", "..", enc);
+        CHECK_UPATH_ESC("/base/", "/..", enc);
+        CHECK_UPATH_ESC("/base/", "x/../../y", enc);
+        CHECK_UPATH_ESC("/base/", ".%2E/y", enc);
+        CHECK_UPATH_ESC("base", "../x", enc);
+        /* the targetUrl path is not resolved, and still bounds the target path */
+        CHECK_UPATH_ESC("/a/./", "..", enc);
+        CHECK_UPATH_ESC("/a/b/..", "../x", enc);
+        /* under encodeUrl false these are one segment, but an upstream decoding %2F would
+         * climb out: refused in both modes */
+        CHECK_UPATH_ESC("/alpha", "a%2F..%2F..%2Fx", enc);
+        CHECK_UPATH_ESC("/alpha", "a%2f..%2f..", enc);
+        CHECK_UPATH_ESC("/alpha", "x/..%2F..", enc);
+    }
+    /* encodeUrl false: with %2F decoded (and "//" merged) an upstream would see
+     * "/alpha/a/../../x" */
+    CHECK_UPATH_ESC("/alpha", "a%2F%2F..%2F..%2Fx", false);
+    CHECK_UPATH_ESC("/alpha", "a%2F/..%2F..%2Fx", false);
+    /* encodeUrl true: %2F is a separator before resolving */
+    CHECK_UPATH_ESC("/alpha", "a%2F..%2F..", true);
+    CHECK_UPATH_ESC("/alpha", "%2F..", true);
+    CHECK_UPATH_ESC("/alpha", "%2F%2E%2E%2Fbeta", true);
+}
+
+static void test_upstream_path_dot_inside(void)
+{
+    for (int enc = 0; enc < 2; enc++) {
+        CHECK_UPATH("/base", "a/../b", enc, "/base/b");
+        CHECK_UPATH("/base", "./a", enc, "/base/a");
+        CHECK_UPATH("/base", "a/./b", enc, "/base/a/b");
+        CHECK_UPATH("/base", "%2E/x", enc, "/base/x");
+        CHECK_UPATH("/base", "%2e/x", enc, "/base/x");
+        CHECK_UPATH("/base", "a/%2e%2e/b", enc, "/base/b");
+        CHECK_UPATH("/base", "a/.%2E/b", enc, "/base/b");
+        CHECK_UPATH("/base", "a/%2E./b", enc, "/base/b");
+        CHECK_UPATH("/base", "a/b/../../c", enc, "/base/c");
+        CHECK_UPATH("/base", "a/b/c/../../d/./e", enc, "/base/a/d/e");
+        CHECK_UPATH("/base", "/./a", enc, "/base/a");
+        CHECK_UPATH("/base", "/a/../b", enc, "/base/b");
+        CHECK_UPATH("/base", "././.", enc, "/base/");
+        /* a trailing "." or ".." leaves a trailing '/' (RFC 3986 §5.2.4 output) */
+        CHECK_UPATH("/base", ".", enc, "/base/");
+        CHECK_UPATH("/base", "./", enc, "/base/");
+        CHECK_UPATH("/base", "a/.", enc, "/base/a/");
+        CHECK_UPATH("/base", "a/..", enc, "/base/");
+        CHECK_UPATH("/base", "a/../", enc, "/base/");
+        CHECK_UPATH("/base", "a/b/..", enc, "/base/a/");
+        CHECK_UPATH("/base", "a/%2e%2e", enc, "/base/");
+        /* empty segments are kept, and are segments ".." can remove */
+        CHECK_UPATH("/base", "a//b/./c", enc, "/base/a//b/c");
+        CHECK_UPATH("/base", "a//b/..", enc, "/base/a//");
+        CHECK_UPATH("/base", "a//../b", enc, "/base/a/b");
+        CHECK_UPATH("/base", "//..", enc, "/base/");
+        CHECK_UPATH("/base/", "//x/..", enc, "/base//");
+        /* every shape of targetUrl path */
+        CHECK_UPATH("", "a/../b", enc, "/b");
+        CHECK_UPATH("", "./a", enc, "/a");
+        CHECK_UPATH("", "a/..", enc, "/");
+        CHECK_UPATH("", ".", enc, "/");
+        CHECK_UPATH("", "/./x", enc, "/x");
+        CHECK_UPATH(NULL, "a/./b", enc, "/a/b");
+        CHECK_UPATH("/", "a/../b", enc, "/b");
+        CHECK_UPATH("/", ".", enc, "/");
+        CHECK_UPATH("/", "a/..", enc, "/");
+        CHECK_UPATH("/", "%2E/x", enc, "/x");
+        CHECK_UPATH("/base/", "a/../b", enc, "/base/b");
+        CHECK_UPATH("/base/", "./a", enc, "/base/a");
+        CHECK_UPATH("/base/", ".", enc, "/base/");
+        CHECK_UPATH("/base/", "a/..", enc, "/base/");
+        CHECK_UPATH("/base/", "/a/./b", enc, "/base/a/b");
+        CHECK_UPATH("base", "a/../b", enc, "/base/b");
+        /* the targetUrl path stays as configured, dot-segments included */
+        CHECK_UPATH("/a/../b", "x/../y", enc, "/a/../b/y");
+        CHECK_UPATH("/a/./", "./x", enc, "/a/./x");
+        /* not dot-segments */
+        CHECK_UPATH("/base", "...", enc, "/base/...");
+        CHECK_UPATH("/base", "..a/.b/a./a..", enc, "/base/..a/.b/a./a..");
+        CHECK_UPATH("/base", ".../..../x", enc, "/base/.../..../x");
+        CHECK_UPATH("/base", "%252e%252e/x", enc, "/base/%252e%252e/x");
+    }
+    /* encodeUrl false: kept segments stay byte for byte; %2F does not split */
+    CHECK_UPATH("/base", "%2e%2e%2e/x", false, "/base/%2e%2e%2e/x");
+    CHECK_UPATH("/base", "x/%2e%2e/People('O''Neil')", false, "/base/People('O''Neil')");
+    CHECK_UPATH("/base", "a%20b/c/../d%zz", false, "/base/a%20b/d%zz");
+    CHECK_UPATH("/base", "a%2Fb/../c", false, "/base/c");
+    CHECK_UPATH("/base", "a%2Fb/./c", false, "/base/a%2Fb/c");
+    CHECK_UPATH("/base", "a%2Fb/..", false, "/base/");
+    CHECK_UPATH("/base", "a/b%2F..", false, "/base/a/b%2F..");
+    CHECK_UPATH("/base", "a/b%2F..%2F..", false, "/base/a/b%2F..%2F..");
+    CHECK_UPATH("/base", "a/%2E%2E%2Fb", false, "/base/a/%2E%2E%2Fb");
+    CHECK_UPATH("/base", "%2Fx/%2E", false, "/base/%2Fx/");
+    CHECK_UPATH("/base", "a%2F%2Fb/./c", false, "/base/a%2F%2Fb/c");
+    /* encodeUrl true: decoded first (%2F is '/', %2E is '.'), then resolved, then encoded */
+    CHECK_UPATH("/base", "%2e%2e%2e/x", true, "/base/.../x");
+    CHECK_UPATH("/base", "a%2Fb%2F..%2Fc", true, "/base/a/c");
+    CHECK_UPATH("/base", "a%2Fb/..", true, "/base/a/");
+    CHECK_UPATH("/base", "a%2F..", true, "/base/");
+    CHECK_UPATH("/base", "a/b%2F..%2F..", true, "/base/");
+    CHECK_UPATH("/base", "a%20b/c/%2E%2E/d'", true, "/base/a%20b/d%27");
+    CHECK_UPATH("/base", "x/%2e/People('O''Neil')", true, "/base/x/People%28%27O%27%27Neil%27%29");
+    CHECK_UPATH("/base/", "%2F.%2Fx", true, "/base/x");
+    CHECK_UPATH("", "%2F%2E%2Fx", true, "/x");
+    CHECK_UPATH("/base", "%2e%2e%2", true, "/base/..%252");
+}
+
+static void test_upstream_path_leading_slashes(void)
+{
+    for (int enc = 0; enc < 2; enc++) {
+        /* targetUrl http://h + "///evil.example/x" must not become "//evil.example/x" */
+        CHECK_UPATH("", "/evil.example/x", enc, "/evil.example/x");
+        CHECK_UPATH("", "//evil.example/x", enc, "/evil.example/x");
+        CHECK_UPATH(NULL, "//evil.example/x", enc, "/evil.example/x");
+        CHECK_UPATH("", "///x", enc, "/x");
+        CHECK_UPATH("/", "//evil.example/x", enc, "/evil.example/x");
+        CHECK_UPATH("/", "///x", enc, "/x");
+        CHECK_UPATH("", "//", enc, "/");
+        CHECK_UPATH("/", "//", enc, "/");
+        CHECK_UPATH("", "//x/..", enc, "/");
+        CHECK_UPATH("", "//../x", enc, "/x");
+        CHECK_UPATH("", "/./x", enc, "/x");
+        CHECK_UPATH("", "./", enc, "/");
+        CHECK_UPATH("", "a/..//x", enc, "/x");
+        CHECK_UPATH_ESC("/", "a/../../", enc);
+        /* nor when the targetUrl path itself starts with "//" */
+        CHECK_UPATH("//p", "x", enc, "/p/x");
+        CHECK_UPATH("///p/", "", enc, "/p/");
+        CHECK_UPATH("//", "", enc, "/");
+        CHECK_UPATH("//", "x", enc, "/x");
+        /* "//" later in the path is untouched */
+        CHECK_UPATH("/api/", "//x", enc, "/api//x");
+        CHECK_UPATH("/a//b", "c//d", enc, "/a//b/c//d");
+    }
+    CHECK_UPATH("", "%2F%2Fevil.example/x", true, "/evil.example/x");
+    CHECK_UPATH("/", "%2F%2Fevil.example/x", true, "/evil.example/x");
+    CHECK_UPATH("", "%2F%2Fevil.example/x", false, "/%2F%2Fevil.example/x");
+}
+
+static void test_upstream_path_dot_cap(void)
+{
+    gw_buf_t b;
+    /* the cap applies to the join before resolution: "/api/x/../y" is 11 bytes */
+    gw_buf_init(&b, 12);
+    CHECK_EQ_INT(gw_buf_puts(&b, "ab"), 0);
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "/api", gw_str("x/../y"), false), GW_ENOMEM);
+    CHECK_EQ_STR(b.base, "ab");
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "/api", gw_str("x/.."), false), 0);
+    CHECK_EQ_STR(b.base, "ab/api/");
+    /* an escaping path leaves the buffer as it was */
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "", gw_str(".."), true), GW_EPATH_ESCAPES);
+    CHECK_EQ_STR(b.base, "ab/api/");
+    CHECK_EQ_INT(b.len, 7);
+    /* ... but a join over the cap is GW_ENOMEM even when it would escape */
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "", gw_str("a/../.."), true), GW_ENOMEM);
+    CHECK_EQ_STR(b.base, "ab/api/");
+    gw_buf_free(&b);
+    gw_buf_init(&b, BIG);
+    CHECK_EQ_INT(gw_buf_puts(&b, "ab/api/"), 0);
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "/x", gw_str("a/b/c/../../../.."), false), GW_EPATH_ESCAPES);
+    CHECK_EQ_STR(b.base, "ab/api/");
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "/x", gw_str("a%2F..%2F..%2Fy"), false), GW_EPATH_ESCAPES);
+    CHECK_EQ_STR(b.base, "ab/api/");
+    /* collapsing "//" only looks at what this call appended */
+    gw_buf_reset(&b);
+    CHECK_EQ_INT(gw_buf_puts(&b, "/"), 0);
+    CHECK_EQ_INT(gw_append_upstream_path(&b, "", gw_str("//x"), true), 0);
+    CHECK_EQ_STR(b.base, "//x");
+    gw_buf_free(&b);
+    CHECK_EQ_INT(GW_EPATH_ESCAPES < 0, 1);
+    CHECK(GW_EPATH_ESCAPES != GW_ENOMEM && GW_EPATH_ESCAPES != GW_EINVAL);
+}
+
 /* ---- gw_append_path_encoded / gw_append_percent_decoded ---- */
 
 static void test_path_encoded(void)
@@ -635,6 +866,10 @@ int main(void)
     GW_RUN(test_upstream_path_encode);
     GW_RUN(test_upstream_path_raw);
     GW_RUN(test_upstream_path_cap);
+    GW_RUN(test_upstream_path_dot_escapes);
+    GW_RUN(test_upstream_path_dot_inside);
+    GW_RUN(test_upstream_path_leading_slashes);
+    GW_RUN(test_upstream_path_dot_cap);
     GW_RUN(test_path_encoded);
     GW_RUN(test_percent_decoded);
     GW_RUN(test_upstream_query_basic);
