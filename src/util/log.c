@@ -2,6 +2,7 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,12 @@
 #include "util/buf.h"
 
 int gw__log_level = GW_LOG_INFO;
+
+static FILE *log_sink; /* NULL: fd 2 */
+
+#define LINE_MAX_BYTES (64 * 1024)
+/* Room kept for what closes a line: '"' + ,"logTruncated":"true" + "}\n". */
+#define LINE_TAIL_RESERVE 32
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "dpanic", "panic", "fatal"};
 
@@ -29,19 +36,101 @@ const char *gw_log_level_name(int level)
 void gw_log_set_level(int level) { __atomic_store_n(&gw__log_level, level, __ATOMIC_RELAXED); }
 int gw_log_get_level(void) { return __atomic_load_n(&gw__log_level, __ATOMIC_RELAXED); }
 
-static void json_escape(gw_buf_t *b, const char *s)
+void gw_log_set_sink(FILE *f) { __atomic_store_n(&log_sink, f, __ATOMIC_RELEASE); }
+
+/* Length of the well-formed UTF-8 sequence at p (p[0] >= 0x80), 0 if it is ill-formed.
+ * Table 3-7 of the Unicode standard: the second byte's range depends on the lead byte,
+ * which excludes overlong forms, surrogates and values above U+10FFFF. s is NUL-terminated,
+ * and NUL is no continuation byte, so reading stops at the terminator. */
+static size_t utf8_len(const unsigned char *p)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': gw_buf_append(b, "\\\"", 2); break;
-        case '\\': gw_buf_append(b, "\\\\", 2); break;
-        case '\n': gw_buf_append(b, "\\n", 2); break;
-        case '\r': gw_buf_append(b, "\\r", 2); break;
-        case '\t': gw_buf_append(b, "\\t", 2); break;
-        default:
-            if (*p < 0x20) gw_buf_appendf(b, "\\u%04x", *p);
-            else gw_buf_append(b, p, 1);
+    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;      /* overlong below U+0800 */
+        else if (c == 0xed) hi = 0x9f; /* surrogates U+D800..U+DFFF */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;      /* overlong below U+10000 */
+        else if (c == 0xf4) hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0; /* continuation byte, 0xc0, 0xc1, 0xf5..0xff */
+    }
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return n;
+}
+
+/* Appends n bytes if the line stays within limit; false (nothing appended) otherwise. */
+static bool put(gw_buf_t *b, size_t limit, const void *p, size_t n)
+{
+    if (b->len + n > limit) return false;
+    return gw_buf_append(b, p, n) == 0;
+}
+
+/* Appends s JSON-escaped (scheme in log.h) without the quotes. Returns false when the line
+ * limit was reached: what fit is there, cut between two escapes / characters. */
+static bool json_escape(gw_buf_t *b, size_t limit, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        /* a run of bytes copied as they are */
+        const unsigned char *q = p;
+        while (*q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\') q++;
+        if (q > p) {
+            size_t n = (size_t)(q - p);
+            if (b->len + n > limit) {
+                if (b->len < limit) put(b, limit, p, limit - b->len); /* ASCII: any cut is a boundary */
+                return false;
+            }
+            if (!put(b, limit, p, n)) return false;
+            p = q;
+            continue;
         }
+        char esc[8];
+        const void *out = esc;
+        size_t n;
+        switch (*p) {
+        case '"': memcpy(esc, "\\\"", n = 2); break;
+        case '\\': memcpy(esc, "\\\\", n = 2); break;
+        case '\n': memcpy(esc, "\\n", n = 2); break;
+        case '\r': memcpy(esc, "\\r", n = 2); break;
+        case '\t': memcpy(esc, "\\t", n = 2); break;
+        default:
+            if (*p < 0x20) {
+                n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            } else if ((n = utf8_len(p)) != 0) {
+                out = p; /* well-formed: copied unchanged */
+            } else {
+                memcpy(esc, "\\ufffd", n = 6);
+                if (!put(b, limit, out, n)) return false;
+                p++; /* one replacement per ill-formed byte */
+                continue;
+            }
+        }
+        if (!put(b, limit, out, n)) return false;
+        p += out == esc ? 1 : n;
+    }
+    return true;
+}
+
+static void emit(const char *p, size_t len)
+{
+    FILE *f = __atomic_load_n(&log_sink, __ATOMIC_ACQUIRE);
+    if (f) {
+        fwrite(p, 1, len, f);
+        fflush(f);
+        return;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(2, p + off, len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
     }
 }
 
@@ -49,7 +138,8 @@ void gw_log(int level, const char *msg, ...)
 {
     if (!gw_log_enabled(level)) return;
     gw_buf_t b;
-    gw_buf_init(&b, 64 * 1024);
+    gw_buf_init(&b, LINE_MAX_BYTES);
+    const size_t limit = LINE_MAX_BYTES - LINE_TAIL_RESERVE;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -57,28 +147,28 @@ void gw_log(int level, const char *msg, ...)
     gw_buf_appendf(&b, "{\"level\":\"%s\",\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"msg\":\"",
                    gw_log_level_name(level), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-    json_escape(&b, msg);
-    gw_buf_append(&b, "\"", 1);
+    bool whole = json_escape(&b, limit, msg);
+    gw_buf_append(&b, "\"", 1); /* within the reserve */
     va_list ap;
     va_start(ap, msg);
-    for (;;) {
+    while (whole) {
         const char *k = va_arg(ap, const char *);
         if (!k) break;
         const char *v = va_arg(ap, const char *);
         if (!v) continue;
-        gw_buf_append(&b, ",\"", 2);
-        json_escape(&b, k);
-        gw_buf_append(&b, "\":\"", 3);
-        json_escape(&b, v);
-        gw_buf_append(&b, "\"", 1);
+        size_t mark = b.len;
+        if (!put(&b, limit, ",\"", 2) || !json_escape(&b, limit, k) || !put(&b, limit, "\":\"", 3)) {
+            b.len = mark; /* no half key: drop the field */
+            b.base[b.len] = '\0';
+            whole = false;
+            break;
+        }
+        whole = json_escape(&b, limit, v);
+        gw_buf_append(&b, "\"", 1); /* within the reserve */
     }
     va_end(ap);
+    if (!whole) gw_buf_append(&b, ",\"logTruncated\":\"true\"", 22);
     gw_buf_append(&b, "}\n", 2);
-    ssize_t off = 0;
-    while ((size_t)off < b.len) {
-        ssize_t w = write(2, b.base + off, b.len - (size_t)off);
-        if (w <= 0) break;
-        off += w;
-    }
+    emit(b.base, b.len);
     gw_buf_free(&b);
 }
