@@ -47,14 +47,43 @@ fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-echo "setup: installing ${missing[*]}"
+echo "setup: installing ${#missing[@]} Debian package(s):"
+printf '  %s\n' "${missing[@]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-[ "$mode" = all ] || exit 0
-# nginx's Debian package starts a system instance; the project starts its own.
-if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
-$SUDO pkill -x nginx >/dev/null 2>&1 || true
-$SUDO pkill -x haproxy >/dev/null 2>&1 || true
+
+# Setup installs; it never stops, kills or disables anything (a system nginx or haproxy does
+# not disturb the tests and benchmarks: they run their own instances with their own configs
+# on their own 127.0.0.1 ports). But installing nginx-light or haproxy makes Debian's
+# maintainer scripts start the system service, which fails (and fails the install) when port
+# 80 is already taken, and otherwise leaves a daemon running that nobody asked for. So, for
+# the duration of apt-get only, a policy-rc.d (invoke-rc.d's and deb-systemd-invoke's policy
+# hook) answers 101, "action forbidden": packages install and get enabled as usual, but no
+# service is started, stopped or restarted by the install. A policy-rc.d already in place
+# (containers often have one) is left as it is and stays in charge; ours is created only if
+# none exists (noclobber, no race) and removed on exit, even on failure or Ctrl-C. While it is
+# there it applies to any other package operation on this machine too: that is why it lives
+# only as long as apt-get runs.
+POLICY=/usr/sbin/policy-rc.d
+POLICY_MARK="# appgw scripts/setup.sh: temporary, removed when its apt-get ends"
+policy_ours=0
+remove_policy() {
+  if [ "$policy_ours" = 1 ] && grep -qxF "$POLICY_MARK" "$POLICY" 2>/dev/null; then
+    $SUDO rm -f "$POLICY"
+  fi
+  policy_ours=0
+}
+trap remove_policy EXIT
+trap 'remove_policy; exit 130' INT
+trap 'remove_policy; exit 143' TERM
+# shellcheck disable=SC2016  # $1 is expanded by the inner sh
+if [ ! -e "$POLICY" ] &&
+   printf '#!/bin/sh\n%s\nexit 101\n' "$POLICY_MARK" |
+     $SUDO sh -c 'set -C; cat > "$1" && chmod 755 "$1"' sh "$POLICY" 2>/dev/null; then
+  policy_ours=1
+fi
+
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+remove_policy
