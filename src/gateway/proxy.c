@@ -891,6 +891,9 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
          * again on another connection when every body byte sent so far can be sent again. */
         if (req && px->up_reused && px->retries < MAX_STALE_RETRIES && (!px->body_started || px->replayable)) {
             px->retries++;
+            /* The resend goes on a fresh connection: pooled siblings of a dead one (an upstream
+             * that reloaded closes them all) would fail it the same way. */
+            gw_upstream_flush_idle(px->worker->pool, &px->api->target, px->api->skip_verify, px->api->tls_ctx);
             /* The kept pieces go first, before anything still queued from the client. */
             pieces_prepend(&px->queue, &px->sent);
             px->body_started = false;

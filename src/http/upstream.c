@@ -588,6 +588,13 @@ static gw_tls_ctx_t *tls_ctx(gw_upstream_pool_t *p, bool verify)
     return *slot;
 }
 
+void gw_upstream_flush_idle(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, gw_tls_ctx_t *identity)
+{
+    if (!t->https) identity = NULL;
+    pool_key_t *k = pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident);
+    while (k->idle) up_close(k->idle); /* up_close takes it off the idle list */
+}
+
 int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, gw_tls_ctx_t *identity,
                     const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out)
 {

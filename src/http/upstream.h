@@ -49,6 +49,12 @@ void gw_upstream_pool_free(gw_upstream_pool_t *p);
 int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify, gw_tls_ctx_t *identity,
                     const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out);
 
+/* Closes every idle pooled connection to target (same key as gw_upstream_get): after one of
+ * them turned out dead, its siblings (opened to the same server before, e.g., a reload) are
+ * likely dead too, so the next connection is a fresh one. */
+void gw_upstream_flush_idle(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify,
+                            gw_tls_ctx_t *identity);
+
 /* Queue bytes for the upstream; _block takes its own reference. 0 or a negative error. After
  * a failed write nothing more is sent, but reading goes on: an answer the upstream gave before
  * closing still arrives through on_data, then on_close reports the end. */

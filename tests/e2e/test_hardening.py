@@ -1,6 +1,9 @@
-"""Hostile input that once slipped through (issue 7): oversized Content-Length values, more than
-16 Connection headers, duplicate Content-Length from the upstream."""
+"""Hostile input and failure modes that once slipped through (issue 7): oversized Content-Length,
+many Connection headers, dot-segments and // targets, duplicate upstream Content-Length,
+malformed or stalled upstream bodies, a second gateway on our ports, resends after an upstream
+reload."""
 import socket
+import time
 import threading
 
 import helpers as H
@@ -224,5 +227,85 @@ def test_request_target_never_starts_with_double_slash(tmpdir_str):
                 assert r.status == 204, (p, r)
                 line = up.requests[-1].split(b"\r\n", 1)[0]
                 assert line.startswith(b"GET /") and not line.startswith(b"GET //"), (p, line)
+    finally:
+        up.close()
+
+
+class ReloadingUpstream:
+    """Keep-alive HTTP/1.1 upstream, one thread per connection. After reload(), connections
+    accepted before it read the next request and close without answering (what a server's old
+    workers do to idle keep-alive connections on a graceful reload); new ones answer."""
+
+    def __init__(self):
+        self.gen = 0
+        self.accepted = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.threads = []
+        self.acceptor = threading.Thread(target=self._accept, daemon=True)
+        self.acceptor.start()
+
+    def reload(self):
+        self.gen += 1
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            t = threading.Thread(target=self._serve, args=(conn, self.gen), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, conn, gen):
+        conn.settimeout(0.2)
+        data = b""
+        with conn:
+            while not self.stop:
+                try:
+                    chunk = conn.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    _, data = data.split(b"\r\n\r\n", 1)
+                    if gen != self.gen:
+                        return  # closed unanswered
+                    time.sleep(0.05)  # let concurrent requests overlap: several pooled connections
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self):
+        self.stop = True
+        self.acceptor.join(5)
+        for t in self.threads:
+            t.join(5)
+        self.sock.close()
+
+
+def test_resend_after_a_dead_pooled_connection_uses_a_fresh_one(tmpdir_str):
+    """Three pooled connections die together (upstream reload): the request must not fail by
+    being resent on the dead siblings."""
+    import concurrent.futures
+    up = ReloadingUpstream()
+    try:
+        with _gateway_for(tmpdir_str, "g", {"Rl": up}, workers=1) as gw:
+            for _ in range(3):
+                with concurrent.futures.ThreadPoolExecutor(4) as ex:
+                    rs = list(ex.map(lambda _: H.get(gw.proxy, "/hard/rl/a"), range(4)))
+                assert all(r.status == 200 for r in rs), rs
+            assert up.accepted >= 3, up.accepted  # several idle pooled connections now
+            up.reload()
+            r = H.get(gw.proxy, "/hard/rl/a")
+            assert r.status == 200, r
     finally:
         up.close()
