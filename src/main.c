@@ -23,9 +23,6 @@
 #include "util/block.h"
 #include "util/log.h"
 
-#ifndef GW_DEFAULT_CONFIG_DIR
-#define GW_DEFAULT_CONFIG_DIR "examples"
-#endif
 
 static gw_flags_t flags;
 static gw_worker_t *workers;
@@ -70,6 +67,29 @@ static int kube_connection(gw_kube_conn_t *c, char *err, size_t errlen)
         return -1;
     }
     return 1;
+}
+
+/* The embedded default configuration: the examples directory found from the executable's own
+ * place, so a moved checkout or an installed binary still finds it: <bin>/../share/appgw/examples
+ * (cmake --install), then <bin>/../examples (a build directory inside the checkout). NULL when
+ * neither exists. The caller frees. */
+static char *default_config_dir(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    static const char *const rel[] = {"/../share/appgw/examples", "/../examples"};
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        char *d = gw_asprintf("%s%s", exe, rel[i]);
+        char *real = realpath(d, NULL);
+        free(d);
+        if (real) return real;
+    }
+    return NULL;
 }
 
 /* A cache retention from the environment (Go duration syntax), default 5 minutes. */
@@ -192,7 +212,15 @@ int main(int argc, char **argv)
         }
         use_kube = krc == 1;
     }
-    if (!dir && !use_kube) dir = GW_DEFAULT_CONFIG_DIR;
+    char *default_dir = NULL;
+    if (!dir && !use_kube) {
+        dir = default_dir = default_config_dir();
+        if (!dir) {
+            fprintf(stderr, "appgw: no configuration: give --configDir, --kubeConfig or --apiServerURL (or run "
+                            "in a cluster); the built-in examples directory was not found next to the binary\n");
+            return 1;
+        }
+    }
 
     gw_config_init();
     uv_loop_init(&control.loop);
@@ -257,6 +285,7 @@ int main(int argc, char **argv)
     gw_config_shutdown();
     free(workers);
     gw_flags_free(&flags);
+    free(default_dir);
     gw_block_drain_cache();
     gw_log(GW_LOG_INFO, "appgw stopped", NULL);
     return 0;

@@ -84,3 +84,34 @@ def test_default_listen_address_serves_ipv4_and_ipv6(tmpdir_str, upstream):
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
         assert b'["X-Forwarded-For", "::1"]' in body, body
+
+
+def test_default_config_found_next_to_the_binary_wherever_it_is(tmp_path):
+    """Without --configDir (and no Kubernetes) the examples directory is found from the binary's
+    own place (installed layout: <prefix>/share/appgw/examples), not from the checkout's path."""
+    import shutil
+    import subprocess
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for layout in ("installed", "missing"):
+        root = tmp_path / layout
+        (root / "bin").mkdir(parents=True)
+        shutil.copy(H.appgw_bin(), root / "bin" / "appgw")
+        if layout == "installed":
+            shutil.copytree(os.path.join(repo, "examples"), root / "share" / "appgw" / "examples")
+        ports = H.free_ports(3)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        p = subprocess.Popen([str(root / "bin" / "appgw"), "--listenAddress=127.0.0.1", "--proxyPort=%d" % ports[0],
+                              "--proxyPortCompass=%d" % ports[1], "--externalAPIPort=%d" % ports[2]],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        try:
+            if layout == "missing":
+                out, _ = p.communicate(timeout=10 * H.SLOW)
+                assert p.returncode == 1, out
+                assert b"no configuration" in out, out
+                continue
+            H.wait_port(ports[2], timeout=10 * H.SLOW, proc=p)
+            r = H.get(ports[0], "/demo/hello-api/hello.json")
+            assert r.status != 404, r  # the examples' route exists (the demo API itself may be down)
+        finally:
+            if p.poll() is None:
+                H.stop_process(p)
