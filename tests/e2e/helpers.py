@@ -853,3 +853,55 @@ def wait_for(pred, timeout, interval=0.05):
         if time.monotonic() >= deadline:
             return v, time.monotonic() - t0
         time.sleep(interval)
+
+
+def metrics(admin_port, timeout=5.0):
+    """The gateway's /metrics as {name or name{labels}: float} (comments skipped)."""
+    r = http(admin_port, "GET", "/metrics", timeout=timeout)
+    assert r.status == 200, r
+    out = {}
+    for ln in r.body.decode("utf-8", "replace").splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+([0-9.eE+-]+|NaN|[+-]Inf)$", ln)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def metric(admin_port, name):
+    """One unlabelled metric from /metrics (KeyError if the gateway does not expose it)."""
+    return metrics(admin_port)[name]
+
+
+def inotify_watched_inodes(pid):
+    """Inode numbers the process has inotify watches on (from /proc/PID/fdinfo)."""
+    out = set()
+    try:
+        fds = os.listdir("/proc/%d/fdinfo" % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for ln in f:
+                    m = re.match(r"inotify wd:\S+ ino:([0-9a-f]+) ", ln)
+                    if m:
+                        out.add(int(m.group(1), 16))
+        except OSError:
+            pass
+    return out
+
+
+def tcp_established(local_port):
+    """Number of ESTABLISHED TCP sockets on this host whose local port is local_port."""
+    n = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f, None)
+                for ln in f:
+                    parts = ln.split()
+                    if len(parts) > 3 and parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == local_port:
+                        n += 1
+        except OSError:
+            pass
+    return n

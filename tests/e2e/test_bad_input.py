@@ -156,7 +156,9 @@ def test_client_disconnect_mid_upload_no_leak(tmpdir_str, upstream):
         # warm up (upstream keep-alive pool etc.), then take the baseline
         for _ in range(3):
             assert H.get(gw.proxy, "/t/up/echo").status == 200
-        time.sleep(0.3)
+        # the warm-up client connections are closed on the gateway's side too
+        idle, _ = H.wait_for(lambda: H.metric(gw.admin, "appgw_connections_active") == 0, 5 * H.SLOW)
+        assert idle, "warm-up connections still open: %r" % H.metric(gw.admin, "appgw_connections_active")
         base_fds = H.count_fds(gw.pid)
         base_metrics = _conn_metrics(gw.admin)
         for i in range(20):
@@ -275,7 +277,9 @@ def test_fd_exhaustion_survives(tmpdir_str, upstream):
                     s.close()
                     break
                 flood.append(s)
-            time.sleep(0.5)
+            # the gateway has run out of fds on the flood (it logs that it refuses connections)
+            exhausted, _ = H.wait_for(lambda: "out of file descriptors" in gw.log_text(), 5 * H.SLOW)
+            assert exhausted, "flood of %d connections did not exhaust fds:\n%s" % (len(flood), gw.log_tail())
             assert gw.alive(), "gateway died under fd exhaustion:\n" + gw.log_tail()
             print("flood: %d connections, gateway fds %d" % (len(flood), H.count_fds(gw.pid)))
             # existing connections still get an answer (the upstream call itself may fail for

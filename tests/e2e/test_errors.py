@@ -72,14 +72,23 @@ def test_proxy_timeout_is_504(tmpdir_str, upstream):
         assert gw.alive()
 
 
-def test_upstream_closed_idle_pooled_connection(main_gw):
+def test_upstream_closed_idle_pooled_connection(main_gw, upstream):
     """The upstream closes a keep-alive connection after answering (idle timeout style, no
     "Connection: close"); the next request must not fail on the stale pooled connection."""
     for i in range(5):
+        # upstream-side ESTABLISHED sockets before, and whether the request opens a new one
+        est_before = H.tcp_established(upstream.port)
+        m0 = H.metrics(main_gw.admin)
         r = H.get(main_gw.proxy, "/e2e/root/closeafter")
         assert r.status == 200, r
         assert r.body == b"closing after this"
-        time.sleep(0.2)
+        new_conns = H.metrics(main_gw.admin)["appgw_upstream_connects_total"] - m0["appgw_upstream_connects_total"]
+        # wait until the upstream has really closed that connection (its end left ESTABLISHED),
+        # so the next request meets the stale pooled connection rather than racing the close
+        want = est_before + new_conns - 1
+        closed, _ = H.wait_for(lambda: H.tcp_established(upstream.port) <= want, 5 * H.SLOW, 0.01)
+        assert closed, "upstream did not close the connection (%d established, want <= %d)" % (
+            H.tcp_established(upstream.port), want)
         r = H.get(main_gw.proxy, "/e2e/root/echo/after-close-%d" % i)
         assert r.status == 200, (i, r)
 
@@ -122,7 +131,13 @@ def test_upstream_body_delimited_by_close(main_gw):
         r = c.request("GET", "/e2e/root/eofbody")
         assert r.status == 200, r
         assert r.body == b"body until eof " * 1000
-        # the gateway framed it for the client (chunked or Content-Length) or closed after it
-        if r.header("Content-Length") or "chunked" in r.header("Transfer-Encoding", "").lower():
+        # the gateway either framed it for the client (chunked or Content-Length), and then the
+        # connection stays usable, or it delimits the body by closing the client connection
+        framed = bool(r.header("Content-Length")) or "chunked" in r.header("Transfer-Encoding", "").lower()
+        if framed:
+            assert r.header("Connection", "").lower() != "close", r
             r2 = c.request("GET", "/e2e/echo/after-eof")
             assert r2.status == 200, r2
+        else:
+            assert c.eof, "unframed body read, but the connection did not end it"
+            assert c.wait_closed(3 * H.SLOW), "unframed close-delimited body, but the connection was not closed"

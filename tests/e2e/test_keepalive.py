@@ -8,8 +8,8 @@ import helpers as H
 
 
 def test_many_requests_on_one_connection(main_gw):
+    accepted_before = H.metric(main_gw.admin, "appgw_connections_accepted_total")
     with H.RawConn(main_gw.proxy) as c:
-        local = c.sock.getsockname()
         for i in range(300):
             if i % 3 == 0:
                 r = c.request("GET", "/e2e/echo/k/%d?i=%d" % (i, i))
@@ -25,7 +25,11 @@ def test_many_requests_on_one_connection(main_gw):
                 r = c.request("GET", "/e2e/nosvc/x")  # gateway's own error keeps the connection
                 assert r.status == 404, (i, r)
             assert r.header("Connection", "").lower() != "close", (i, r)
-        assert c.sock.getsockname() == local
+            assert not c.eof, i
+        # all 300 requests were served on the one client connection: the gateway accepted
+        # exactly one connection meanwhile (a reconnect would show up here)
+        accepted = H.metric(main_gw.admin, "appgw_connections_accepted_total") - accepted_before
+        assert accepted == 1, "gateway accepted %d connections for 300 keep-alive requests" % accepted
 
 
 def test_http10_client_gets_close(main_gw):

@@ -91,12 +91,17 @@ def test_no_secrets_in_dedicated_debug_gateway(tmpdir_str, upstream, closed_port
         with open(os.path.join(cfg, "broken.yaml"), "w") as f:
             f.write("apiVersion: v1\nkind: Secret\nmetadata: {name: x, namespace: kyma-system}\n"
                     "stringData:\n  password: \"%s\n  more: [\n" % BASIC_PASS)
-        H.wait_for(lambda: "broken.yaml" in gw.log_text(), 2 * H.SLOW)
+        logged, _ = H.wait_for(lambda: "broken.yaml" in gw.log_text(), 2 * H.SLOW)
+        assert logged, "broken.yaml was not reported in the log"
         # secret rotation
         secrets[0] = H.secret("basic-secret", data={"username": BASIC_USER, "password": BASIC_PASS + "-rotated"})
         H.write_yaml_docs(os.path.join(cfg, "a.yaml"), apps + secrets)
-        H.wait_for(lambda: H.hvals(H.get(gw.proxy, "/lg/basic/x").json()["headers"], "Authorization")
-                   == ["Basic " + H.b64("%s:%s-rotated" % (BASIC_USER, BASIC_PASS))], 2 * H.SLOW)
+        rotated = ["Basic " + H.b64("%s:%s-rotated" % (BASIC_USER, BASIC_PASS))]
+
+        def seen_auth():
+            return H.hvals(H.get(gw.proxy, "/lg/basic/x").json()["headers"], "Authorization")
+        ok, _ = H.wait_for(lambda: seen_auth() == rotated, 2 * H.SLOW)
+        assert ok, "rotated secret not applied: upstream saw %r" % (seen_auth(),)
         traffic(gw, app="lg")
     text = gw.log_text()
     assert text.strip()

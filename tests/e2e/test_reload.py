@@ -138,7 +138,10 @@ def test_new_subdirectory_watched(reload_env, upstream):
     gw, cfg = reload_env
     sub = os.path.join(cfg, "newdir")
     os.makedirs(sub)
-    time.sleep(0.2)
+    # the watcher has put an inotify watch on the new directory
+    ino = os.stat(sub).st_ino
+    watched, _ = H.wait_for(lambda: ino in H.inotify_watched_inodes(gw.pid), APPLY)
+    assert watched, "no inotify watch on the new subdirectory"
     H.write_json_list(os.path.join(sub, "in-sub.json"), [
         H.application("subdir", [H.service("S", [H.entry(upstream.url("/sd"))])])])
     r, _ = wait_status(gw, "/subdir/s/x", 200, APPLY * 1.5)
@@ -153,8 +156,17 @@ def test_other_extensions_ignored(reload_env, upstream):
     for name in ("notes.txt", "app.yaml.bak", ".hidden-tmp"):
         with open(os.path.join(cfg, name), "w") as fh:
             fh.write("---\n" + H.to_yaml(H.application("ign", [H.service("S", [H.entry(upstream.url("/i"))])])))
-    time.sleep(APPLY)
+    gen0 = H.metric(gw.admin, "appgw_config_generation")
+    # then a real config file: once its route is served, the directory was rescanned after the
+    # ignored files were written (a dead watcher fails here instead of passing)
+    H.write_yaml_docs(os.path.join(cfg, "ign-sentinel.yaml"),
+                      [H.application("ignsentinel", [H.service("S", [H.entry(upstream.url("/sent"))])])])
+    r, _ = wait_status(gw, "/ignsentinel/s/x", 200)
+    assert r, "sentinel file not applied within %.1fs" % APPLY
+    assert H.metric(gw.admin, "appgw_config_generation") > gen0
     assert H.get(gw.proxy, "/ign/s/x").status == 404
+    os.unlink(os.path.join(cfg, "ign-sentinel.yaml"))
+    assert wait_status(gw, "/ignsentinel/s/x", 404)[0]
 
 
 def _wrk_parse(out):

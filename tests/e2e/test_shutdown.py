@@ -22,6 +22,18 @@ def _connect_refused(port):
         s.close()
 
 
+def _upstream_calls(gw):
+    """Upstream requests the gateway has started (new connections + pooled reuses)."""
+    m = H.metrics(gw.admin)
+    return m["appgw_upstream_connects_total"] + m["appgw_upstream_reused_total"]
+
+
+def _wait_upstream_call(gw, before):
+    """Waits until the gateway has started one more upstream request than before."""
+    ok, _ = H.wait_for(lambda: _upstream_calls(gw) > before, 5 * H.SLOW, 0.02)
+    assert ok, "the slow request did not reach the upstream"
+
+
 def test_graceful_shutdown(tmpdir_str, upstream):
     cfg = os.path.join(tmpdir_str, "config")
     os.makedirs(cfg)
@@ -32,6 +44,7 @@ def test_graceful_shutdown(tmpdir_str, upstream):
         idle = H.RawConn(gw.proxy, timeout=10)
         assert idle.request("GET", "/t/up/echo").status == 200
         result = {}
+        calls0 = _upstream_calls(gw)
 
         def slow():
             try:
@@ -43,7 +56,7 @@ def test_graceful_shutdown(tmpdir_str, upstream):
                 result["err"] = repr(ex)
         th = threading.Thread(target=slow)
         th.start()
-        time.sleep(0.4)  # request is at the upstream now
+        _wait_upstream_call(gw, calls0)  # the request is at the upstream now
         t_sig = time.monotonic()
         gw.proc.send_signal(signal.SIGTERM)
         # new connections are refused soon after the signal, while the slow request still runs
@@ -81,9 +94,10 @@ def test_shutdown_grace_bounds_wait(tmpdir_str, upstream):
     H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [H.application("t", [H.service("Up", [H.entry(upstream.url())])])])
     gw = H.Gateway(cfg, os.path.join(tmpdir_str, "appgw.stderr"), flags={"shutdownGrace": 1, "proxyTimeout": 30})
     try:
+        calls0 = _upstream_calls(gw)
         th = threading.Thread(target=lambda: _swallow(lambda: H.get(gw.proxy, "/t/up/slow?ms=8000", timeout=20)))
         th.start()
-        time.sleep(0.4)
+        _wait_upstream_call(gw, calls0)
         t0 = time.monotonic()
         gw.proc.send_signal(signal.SIGTERM)
         try:

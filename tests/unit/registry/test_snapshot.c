@@ -135,7 +135,14 @@ static void test_lookup_outcomes(void)
     a = found(s, "app", "code-500", NULL);
     if (a) CHECK_EQ_STR(a->entry_name, "");
     CHECK(found(s, "app", "code-500", "") == a);
-    CHECK(gw_snapshot_lookup != NULL);
+    /* direct gw_snapshot_lookup call: the outcome is filled in, not just "some kind" */
+    gw_route_t direct;
+    memset(&direct, 0xA5, sizeof direct);
+    gw_str_t v1 = gw_str("v1");
+    gw_snapshot_lookup(s, gw_str("app"), gw_str("my-api"), &v1, &direct);
+    CHECK_EQ_INT(direct.kind, GW_ROUTE_FOUND);
+    CHECK(direct.api != NULL);
+    if (direct.kind == GW_ROUTE_FOUND && direct.api) CHECK_EQ_STR(direct.api->target.hostname, "one.example");
     gw_snapshot_unref(s);
 }
 
