@@ -48,7 +48,7 @@ typedef struct endpoint_s {
 static struct {
     uv_loop_t *loop;
     const gw_flags_t *flags;
-    gw_cq_box_t box;
+    gw_mailbox_t box;
     bentry_t *buckets[BUCKETS];
     endpoint_t *endpoints;
     uint64_t serial;
@@ -154,7 +154,6 @@ static void succeed(bentry_t *e, char *value, char *cookies, long long expires_i
     if (e->kind == GW_CRED_KIND_TOKEN) token_ready(e);
 }
 
-static void csrf_fail(bentry_t *c, int status, const char *text);
 
 static void fail(bentry_t *e, int status, const char *text)
 {
@@ -168,16 +167,27 @@ static void fail(bentry_t *e, int status, const char *text)
     while (w) {
         bentry_t *n = w->csrf_next;
         w->csrf_next = NULL;
-        csrf_fail(w, status, text);
+        fail(w, status, text);
         w = n;
     }
 }
 
+static endpoint_t *endpoint(const char *url);
+
+/* Every fetch starts here. A token fetch starts with the Secret's client-auth method, else the
+ * one its endpoint accepted last, else the original's combined request (also when a CSRF
+ * fetch is what needs the token). */
 static void start_fetch(bentry_t *e)
 {
     e->fetching = true;
-    if (e->kind == GW_CRED_KIND_TOKEN) token_fetch(e);
-    else csrf_fetch(e);
+    if (e->kind == GW_CRED_KIND_TOKEN) {
+        const gw_api_t *a = e->api;
+        const endpoint_t *p = a->token_auth == GW_TOKEN_AUTH_AUTO ? endpoint(a->auth_url) : NULL;
+        e->method = a->token_auth != GW_TOKEN_AUTH_AUTO ? a->token_auth : p ? p->method : GW_TOKEN_AUTH_AUTO;
+        token_fetch(e);
+    } else {
+        csrf_fetch(e);
+    }
 }
 
 /* ---- OAuth tokens (§6.2, §6.3) ---- */
@@ -352,18 +362,13 @@ static void on_token(void *ud, const gw_ctl_response_t *r)
 
 static void on_csrf(void *ud, const gw_ctl_response_t *r);
 
-static void csrf_fail(bentry_t *c, int status, const char *text)
-{
-    fail(c, status, text);
-}
-
 static void csrf_fail_cause(bentry_t *c, const char *cause)
 {
     const gw_api_t *a = c->api;
     gw_log(GW_LOG_WARN, "CSRF token request failed", "endpoint", a->csrf_url, "application", a->app, "service",
            a->service_name, "reason", cause, NULL);
     char *text = gw_asprintf("failed to get CSRF token from %s: %s", a->csrf_url, cause);
-    csrf_fail(c, 502, text);
+    fail(c, 502, text);
     free(text);
 }
 
@@ -473,10 +478,6 @@ static void on_fetch(gw_cq_msg_t *m)
         return;
     }
     if (!e->fetching) {
-        if (e->kind == GW_CRED_KIND_TOKEN) {
-            const endpoint_t *p = e->api->token_auth == GW_TOKEN_AUTH_AUTO ? endpoint(e->api->auth_url) : NULL;
-            e->method = e->api->token_auth != GW_TOKEN_AUTH_AUTO ? e->api->token_auth : p ? p->method : 0;
-        }
         start_fetch(e);
     }
 }
@@ -493,10 +494,6 @@ static void on_message(gw_cq_msg_t *m)
         if (!e || !e->valid || e->serial != m->serial || e->fetching) break;
         if (m->snap) set_source(e, m->snap, m->api);
         __atomic_fetch_add(&st_refresh, 1, __ATOMIC_RELAXED);
-        if (e->kind == GW_CRED_KIND_TOKEN) {
-            const endpoint_t *p = e->api->token_auth == GW_TOKEN_AUTH_AUTO ? endpoint(e->api->auth_url) : NULL;
-            e->method = e->api->token_auth != GW_TOKEN_AUTH_AUTO ? e->api->token_auth : p ? p->method : 0;
-        }
         start_fetch(e);
         break;
     case GW_CQ_INVALIDATE:

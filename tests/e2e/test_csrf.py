@@ -35,6 +35,7 @@ def _config(mock, ngx, pems, closed):
                A.basic_secret("cs-shared-a", *SHARED["a"]), A.basic_secret("cs-shared-b", *SHARED["b"]),
                A.oauth_secret("cs-oauth", MOCK_ID, MOCK_SECRET),
                A.oauth_secret("cs-access", MOCK_ID, MOCK_SECRET),
+               A.oauth_secret("cs-access-post", MOCK_ID, MOCK_SECRET, method="client_secret_post"),
                A.cert_secret("cs-cert", pems["client.pem"], pems["client.key"])]
 
     def basic_api(display, name, csrf_url=None, secret="cs-basic"):
@@ -56,6 +57,9 @@ def _config(mock, ngx, pems, closed):
         svc("Access Csrf", [e(mock.url(realm("access"), "api"),
                               creds=A.creds("OAuth", "cs-access", mock.url(realm("access"), "token"),
                                             csrf_url=mock.url(realm("access"), "csrf")))]),
+        svc("Access Csrf Post", [e(mock.url(realm("accpost"), "api"),
+                                   creds=A.creds("OAuth", "cs-access-post", mock.url(realm("accpost"), "token"),
+                                                 csrf_url=mock.url(realm("accpost"), "csrf")))]),
         svc("Cert Csrf", [e(ngx.url("/%s/api" % realm("cert")),
                             creds=A.creds("CertificateGen", "cs-cert", csrf_url=ngx.url("/%s/csrf" % realm("cert"))))]),
     ]
@@ -74,6 +78,7 @@ def gw(tmp_path_factory, certs, auth_certs, authmock, mtls_nginx, closed_port):
     authmock.configure(realm("oauth"), api_auth="bearer", api_csrf=True)
     authmock.configure(realm("access"), api_csrf=True, csrf_bind_identity=False)
     authmock.configure(realm("cert"), api_csrf=True)
+    authmock.configure(realm("accpost"), api_csrf=True, csrf_bind_identity=False, auth_methods=["post"])
     apps, secrets = _config(authmock, mtls_nginx, pems, closed_port)
     with A.auth_gateway(tmp_path_factory, "gw-csrf", certs, apps, secrets) as g:
         yield g
@@ -163,6 +168,16 @@ def test_access_token_override_keeps_csrf(gw, authmock):
     assert_carries(doc, st["csrf_requests"][0])
     assert H.hvals(doc["headers"], "Authorization") == [ACCESS], doc["headers"]
     assert H.hvals(doc["headers"], "Access-Token") == [], doc["headers"]
+
+
+def test_token_fetched_for_a_csrf_fetch_uses_the_secrets_auth_method(gw, authmock):
+    """With Access-Token only the CSRF fetch needs the API's OAuth token; that token request
+    must use tokenEndpointAuthMethod too (client_secret_post here: the endpoint refuses the rest)."""
+    doc = ok(gw, "access-csrf-post", headers=[("Access-Token", ACCESS)])
+    st = authmock.state(realm("accpost"))
+    assert [t["auth"] for t in st["token_requests"]] == ["post"], st["token_requests"]
+    assert st["counts"]["csrf"] == 1, st["csrf_requests"]
+    assert H.hvals(doc["headers"], "Authorization") == [ACCESS], doc["headers"]
 
 
 # --------------------------------------------------------------------------- cache key
