@@ -14,14 +14,14 @@ static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t reg_lock;
 static struct {
     gw_creds_t *c;
-    gw_cq_box_t *box;
+    gw_mailbox_t *box;
 } views[MAX_VIEWS];
 static size_t nviews;
-static gw_cq_box_t *broker_box;
+static gw_mailbox_t *broker_box;
 
 static void init_once(void) { uv_mutex_init(&reg_lock); }
 
-gw_cq_msg_t *gw__cq_take(gw_cq_box_t *b) { return (gw_cq_msg_t *)gw_mailbox_take(b); }
+gw_cq_msg_t *gw__cq_take(gw_mailbox_t *b) { return (gw_cq_msg_t *)gw_mailbox_take(b); }
 
 static void wipe_free(char *s)
 {
@@ -66,7 +66,7 @@ void gw__cq_broadcast(const gw_cq_msg_t *tmpl)
     uv_mutex_unlock(&reg_lock);
 }
 
-void gw__cq_register(gw_creds_t *c, gw_cq_box_t *box)
+void gw__cq_register(gw_creds_t *c, gw_mailbox_t *box)
 {
     uv_once(&once, init_once);
     uv_mutex_lock(&reg_lock);
@@ -91,7 +91,7 @@ void gw__cq_unregister(gw_creds_t *c)
     uv_mutex_unlock(&reg_lock);
 }
 
-void gw__cq_set_broker_box(gw_cq_box_t *b)
+void gw__cq_set_broker_box(gw_mailbox_t *b)
 {
     uv_once(&once, init_once);
     uv_mutex_lock(&reg_lock);
@@ -99,7 +99,7 @@ void gw__cq_set_broker_box(gw_cq_box_t *b)
     uv_mutex_unlock(&reg_lock);
 }
 
-gw_cq_box_t *gw__cq_broker_box(void)
+gw_mailbox_t *gw__cq_broker_box(void)
 {
     return broker_box;
 }

@@ -37,10 +37,9 @@ typedef struct gw_cq_msg_s {
     gw_creds_t *from;        /* FETCH: the worker to answer */
 } gw_cq_msg_t;
 
-typedef gw_mailbox_t gw_cq_box_t;
 
 /* Takes every queued message (a list in order, linked through mail.next). Thread-safe. */
-gw_cq_msg_t *gw__cq_take(gw_cq_box_t *b);
+gw_cq_msg_t *gw__cq_take(gw_mailbox_t *b);
 /* Frees a message: its strings (secret bytes wiped) and its snapshot reference. */
 void gw__cq_free(gw_cq_msg_t *m);
 /* Frees a whole list. */
@@ -49,11 +48,11 @@ void gw__cq_free_list(gw_cq_msg_t *m);
 /* Worker views the broker broadcasts to (creds.c registers/unregisters; broker.c iterates
  * under the same lock). */
 void gw__cq_broadcast(const gw_cq_msg_t *tmpl);
-void gw__cq_register(gw_creds_t *c, gw_cq_box_t *box);
+void gw__cq_register(gw_creds_t *c, gw_mailbox_t *box);
 void gw__cq_unregister(gw_creds_t *c);
 /* The broker's own mailbox (NULL before gw_broker_start / after gw_broker_stop). */
-gw_cq_box_t *gw__cq_broker_box(void);
-void gw__cq_set_broker_box(gw_cq_box_t *b);
+gw_mailbox_t *gw__cq_broker_box(void);
+void gw__cq_set_broker_box(gw_mailbox_t *b);
 /* Posts m to the worker view c if it is still registered; frees m otherwise. */
 void gw__cq_send_to(gw_creds_t *c, gw_cq_msg_t *m);
 /* Posts to the broker; frees m when the broker is not running. */

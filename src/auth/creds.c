@@ -28,7 +28,7 @@ typedef struct entry_s {
 
 struct gw_creds_s {
     uv_loop_t *loop;
-    gw_cq_box_t box;
+    gw_mailbox_t box;
     entry_t *buckets[BUCKETS];
 };
 

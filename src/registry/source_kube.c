@@ -31,8 +31,6 @@
 
 typedef enum { R_APPS = 0, R_SECRETS = 1 } rkind_t;
 
-typedef enum { ST_IDLE = 0, ST_LISTING, ST_WATCHING, ST_WAITING, ST_STOPPED } rstate_t;
-
 typedef struct reflector_s {
     struct gw_source_kube_s *src;
     rkind_t kind;
@@ -42,7 +40,6 @@ typedef struct reflector_s {
     json_t *listing;          /* name -> object of a paginated list under way */
     char *rv;                 /* resourceVersion to watch from */
     char *cont;               /* continue token of the list under way */
-    rstate_t state;
     bool synced;              /* a complete list arrived once */
     bool relist;              /* the next attempt lists instead of watching */
     bool stop_stream;         /* the watch decoder asked to end this stream */
@@ -147,7 +144,6 @@ static void on_retry(uv_timer_t *t) { reflector_next(t->data); }
 static void retry_later(reflector_t *r, bool list)
 {
     if (list) r->relist = true;
-    r->state = ST_WAITING;
     unsigned base = r->backoff_ms ? r->backoff_ms : BACKOFF_MIN_MS;
     unsigned jitter = base / 5 ? (unsigned)rand() % (base / 5 + 1) : 0;
     uv_timer_start(&r->retry, on_retry, base - base / 10 + jitter, 0);
@@ -160,7 +156,6 @@ static void forbidden(reflector_t *r, const gw_ctl_response_t *resp)
 {
     gw_source_kube_t *s = r->src;
     char msg[256];
-    r->state = ST_STOPPED;
     if (s->forbidden) return;
     s->forbidden = true;
     gw_log(GW_LOG_WARN, "Kubernetes list/watch forbidden, falling back to on-demand GETs", "resource", r->what,
@@ -249,7 +244,6 @@ static void on_list(void *ud, const gw_ctl_response_t *resp)
 
 static void list_start(reflector_t *r)
 {
-    r->state = ST_LISTING;
     if (!r->cont) {
         json_decref(r->listing);
         r->listing = json_object();
@@ -353,7 +347,6 @@ static void on_watch_done(void *ud, const gw_ctl_response_t *resp)
 
 static void watch_start(reflector_t *r)
 {
-    r->state = ST_WATCHING;
     r->stop_stream = false;
     gw_watch_decoder_reset(&r->dec);
     unsigned timeout = 240 + (unsigned)rand() % 120;
@@ -394,7 +387,6 @@ static void reflector_cancel(reflector_t *r)
     if (r->xfer) gw_ctl_cancel(r->xfer);
     r->xfer = NULL;
     uv_timer_stop(&r->retry);
-    r->state = ST_STOPPED;
 }
 
 /* ---------- on-demand mode (get-only RBAC) ---------- */
