@@ -31,6 +31,9 @@ static int set_err(char *err, size_t errlen, int rc, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        /* one line, whatever the input held (the YAML decoder quotes keys as written) */
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return rc;
 }
