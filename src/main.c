@@ -13,6 +13,7 @@
 #include "auth/creds.h"
 #include "core/config.h"
 #include "core/flags.h"
+#include "core/series.h"
 #include "core/worker.h"
 #include "gateway/proxy.h"
 #include "http/server.h"
@@ -222,6 +223,7 @@ int main(int argc, char **argv)
         }
     }
 
+    gw_series_init(flags.workers);
     gw_config_init();
     uv_loop_init(&control.loop);
     control.id = -1;
@@ -243,7 +245,9 @@ int main(int argc, char **argv)
         }
     }
 
-    workers = gw_calloc((size_t)flags.workers, sizeof(*workers));
+    /* gw_worker_t holds cache-line-aligned counters */
+    if (posix_memalign((void **)&workers, 64, (size_t)flags.workers * sizeof(*workers)) != 0) return 1;
+    memset(workers, 0, (size_t)flags.workers * sizeof(*workers));
     for (int i = 0; i < flags.workers; i++) {
         gw_worker_t *w = &workers[i];
         if (open_listener(&w->listeners[0], flags.proxy_port, &gw_proxy_handler, GW_PROXY_MODE_STANDALONE, "proxy") ||

@@ -37,6 +37,7 @@ typedef struct bentry_s {
     const gw_api_t *api;
     struct bentry_s *csrf_waiters, *csrf_next; /* CSRF fetches waiting for this token */
     gw_token_auth_t method; /* client authentication of the token request under way */
+    uint64_t fetch_start_ns;  /* when the fetch under way began (latency metric) */
 } bentry_t;
 
 typedef struct endpoint_s {
@@ -57,6 +58,7 @@ static struct {
 } br;
 
 static uint64_t st_ok[2], st_err[2], st_refresh;
+static gw_histogram_t st_latency[2]; /* control loop only, as is the admin API that reads it */
 uint64_t gw__cred_waits;
 
 static void token_fetch(bentry_t *e);
@@ -150,6 +152,7 @@ static void succeed(bentry_t *e, char *value, char *cookies, long long expires_i
         e->refresh_ms = GW_MAX(now + life / 2, e->expires_ms > ahead ? e->expires_ms - ahead : 0);
     }
     __atomic_fetch_add(&st_ok[e->kind], 1, __ATOMIC_RELAXED);
+    gw_histogram_add(&st_latency[e->kind], uv_hrtime() - e->fetch_start_ns);
     broadcast(value_msg(e), e);
     if (e->kind == GW_CRED_KIND_TOKEN) token_ready(e);
 }
@@ -159,6 +162,7 @@ static void fail(bentry_t *e, int status, const char *text)
 {
     e->fetching = false;
     __atomic_fetch_add(&st_err[e->kind], 1, __ATOMIC_RELAXED);
+    gw_histogram_add(&st_latency[e->kind], uv_hrtime() - e->fetch_start_ns);
     gw_cq_msg_t m = {.op = GW_CQ_ERROR, .kind = e->kind, .status = status, .value = (char *)text};
     broadcast(m, e);
     /* CSRF fetches that waited for this token fail with it. */
@@ -180,6 +184,7 @@ static endpoint_t *endpoint(const char *url);
 static void start_fetch(bentry_t *e)
 {
     e->fetching = true;
+    e->fetch_start_ns = uv_hrtime();
     if (e->kind == GW_CRED_KIND_TOKEN) {
         const gw_api_t *a = e->api;
         const endpoint_t *p = a->token_auth == GW_TOKEN_AUTH_AUTO ? endpoint(a->auth_url) : NULL;
@@ -609,6 +614,7 @@ void gw_cred_stats(gw_cred_stats_t *o)
         o->fetch_err[k] = __atomic_load_n(&st_err[k], __ATOMIC_RELAXED);
     }
     o->refreshes = __atomic_load_n(&st_refresh, __ATOMIC_RELAXED);
+    memcpy(o->latency, st_latency, sizeof(st_latency));
     o->waits = __atomic_load_n(&gw__cred_waits, __ATOMIC_RELAXED);
     o->cached = br.nentries;
 }

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "core/flags.h"
+#include "http/counters.h"
 #include "registry/snapshot.h"
 #include "util/str.h"
 
@@ -78,6 +79,7 @@ typedef struct {
     uint64_t refreshes;                  /* refresh-ahead fetches started */
     uint64_t waits;                      /* requests parked for a fetch (all workers) */
     uint64_t cached;                     /* entries in the broker's cache (gauge) */
+    gw_histogram_t latency[2];           /* fetch durations, by kind (call on the control loop) */
 } gw_cred_stats_t;
 void gw_cred_stats(gw_cred_stats_t *out);
 

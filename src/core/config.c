@@ -2,6 +2,8 @@
  * worker's once-per-publish refresh ever take; requests read their worker's pinned copy. */
 #include "core/config.h"
 
+#include <time.h>
+
 #include "util/alloc.h"
 
 #define GW_MAX_SUBSCRIBERS 512
@@ -19,8 +21,13 @@ void gw_config_init(void)
     current = gw_snapshot_empty();
 }
 
+gw_registry_stats_t gw_registry_stats = {.apiserver = -1};
+
 void gw_config_publish(gw_snapshot_t *snap)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gw_registry_stats.last_publish = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     uv_mutex_lock(&lock);
     gw_snapshot_t *old = current;
     current = snap;

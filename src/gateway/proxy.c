@@ -10,6 +10,7 @@
 
 #include "auth/cookie.h"
 #include "auth/creds.h"
+#include "core/series.h"
 #include "core/worker.h"
 #include "gateway/rewrite.h"
 #include "registry/ondemand.h"
@@ -82,6 +83,10 @@ typedef struct {
     uint64_t last_up_ms;         /* PX_STREAM: loop time of the last response bytes */
     int retries;
     int status;                  /* status sent to the client */
+    bool accounted;              /* counted for /metrics and access-logged (once, at the end) */
+    uint64_t up_start_ns;        /* first upstream connect began (uv_hrtime) */
+    uint64_t up_ns;              /* connect + wait for the response head */
+    uint64_t bytes_out;          /* response body bytes sent to the client */
     char *held_head;             /* response head not yet queued to the client */
     size_t held_head_len;
     gw_body_kind_t resp_kind;
@@ -198,12 +203,42 @@ static void log_request(proxy_t *px, gw_request_t *req, int status)
     free(m);
 }
 
+/* Counts a request where it ends (once), before its last bytes are queued to the client: a
+ * client that has the whole answer finds it counted. api NULL: it matched no API. */
+static void account_req(gw_worker_t *w, gw_request_t *req, const gw_api_t *api, proxy_t *px, int status,
+                        gw_outcome_t outcome)
+{
+    if (px) {
+        if (px->accounted) return;
+        px->accounted = true;
+    }
+    gw_reqstats_t *st = api && api->series ? gw_series_req(api->series, w->id) : &w->counters.unmatched;
+    gw_reqstats_record(st, status, outcome, uv_hrtime() - req->start_ns, px ? px->up_ns : 0, req->body_bytes,
+                       px ? px->bytes_out : 0);
+}
+
+static void account(proxy_t *px, int status, gw_outcome_t outcome)
+{
+    if (px->req) account_req(px->worker, px->req, px->api, px, status, outcome);
+}
+
+/* Counts an upstream failure for the API's host. */
+static void count_up_error(proxy_t *px, bool connecting)
+{
+    GW_COUNT(&px->worker->counters, upstream_errors, 1);
+    if (!px->api->host_series) return;
+    gw_upstats_t *u = gw_series_up(px->api->host_series, px->worker->id);
+    if (connecting) GW_ADD(u->connect_errors, 1);
+    else GW_ADD(u->errors, 1);
+}
+
 /* Answers with a gateway error before any response byte went out, then cleans up. */
-static void fail_request(proxy_t *px, int status, const char *text)
+static void fail_request(proxy_t *px, int status, gw_outcome_t outcome, const char *text)
 {
     gw_request_t *req = px->req;
     release_up(px);
     if (req) {
+        account(px, status, outcome);
         log_request(px, req, status);
         req->data = NULL;
         px->req = NULL;
@@ -222,6 +257,7 @@ static void complete(proxy_t *px)
     gw_request_t *req = px->req;
     release_up(px); /* normally gone already: the client pooled or closed its connection */
     if (req) {
+        account(px, px->status, GW_OUTCOME_PROXIED);
         log_request(px, req, px->status);
         req->data = NULL;
         px->req = NULL;
@@ -230,13 +266,14 @@ static void complete(proxy_t *px)
     proxy_free(px);
 }
 
-/* The upstream broke after the response head went out: the client cannot get a valid
- * message any more, so its connection is closed. */
-static void abort_both(proxy_t *px)
+/* The upstream broke (or went silent: outcome timeout) after the response head went out: the
+ * client cannot get a valid message any more, so its connection is closed. */
+static void abort_both(proxy_t *px, gw_outcome_t outcome)
 {
     gw_request_t *req = px->req;
     release_up(px);
     if (req) {
+        account(px, px->status, outcome);
         req->data = NULL;
         px->req = NULL;
         gw_request_abort(req);
@@ -419,13 +456,16 @@ static proxy_t *proxy_new(gw_request_t *req, gw_worker_t *w)
     return px;
 }
 
-/* A gateway error before routing finished; px (may be NULL) is freed. */
-static void reject(gw_request_t *req, proxy_t *px, int status, const char *text)
+/* A gateway error before routing finished; px (may be NULL) is freed. api: the API it
+ * matched, if any. */
+static void reject(gw_request_t *req, proxy_t *px, const gw_api_t *api, int status, const char *text)
 {
     if (px) {
-        fail_request(px, status, text);
+        if (!px->api) px->api = api;
+        fail_request(px, status, GW_OUTCOME_GATEWAY_ERROR, text);
         return;
     }
+    account_req(gw_worker_of(req->server), req, api, NULL, status, GW_OUTCOME_GATEWAY_ERROR);
     log_request(NULL, req, status);
     gw_request_respond_error(req, status, text);
 }
@@ -441,7 +481,7 @@ static void route(gw_request_t *req, proxy_t *px)
     int nseg = req->listener->mode;
     if (gw_split_target(req->head.target, &path, &query, &has_query) != GW_OK ||
         gw_split_gateway_path(path, nseg, seg, &rest) != GW_OK) {
-        reject(req, px, 400, "failed to extract API Identifier from path");
+        reject(req, px, NULL, 400, "failed to extract API Identifier from path");
         return;
     }
     if (px && px->pin != w->pin) { /* route on what the fetch brought */
@@ -467,13 +507,13 @@ static void route(gw_request_t *req, proxy_t *px)
                               (int)seg[2].n, seg[2].p);
         else
             msg = gw_asprintf("service with name %.*s not found", (int)seg[1].n, seg[1].p);
-        reject(req, px, route.kind == GW_ROUTE_AMBIGUOUS ? 400 : 404, msg);
+        reject(req, px, NULL, route.kind == GW_ROUTE_AMBIGUOUS ? 400 : 404, msg);
         free(msg);
         return;
     }
     const gw_api_t *api = route.api;
     if (api->error) {
-        reject(req, px, 500, api->error);
+        reject(req, px, api, 500, api->error);
         return;
     }
     if (!px) px = proxy_new(req, w);
@@ -506,7 +546,7 @@ static void on_app_fetched(gw_ondemand_wait_t *wt, int status, const char *error
 {
     proxy_t *px = GW_CONTAINER_OF(wt, proxy_t, app_wait);
     if (status) {
-        fail_request(px, status, error);
+        fail_request(px, status, GW_OUTCOME_GATEWAY_ERROR, error);
         return;
     }
     route(px->req, px);
@@ -522,6 +562,7 @@ static void proxy_start(proxy_t *px)
         if (gw_creds_get(px->worker->creds, px->pin->snap, px->api, px->need_token, &px->creds, &px->cred_wait) ==
             GW_AGAIN)
             return;
+        GW_COUNT(&px->worker->counters, cred_hits, 1);
         uv_timer_stop(&px->timer);
     }
     px->phase = PX_UPSTREAM;
@@ -530,11 +571,11 @@ static void proxy_start(proxy_t *px)
     /* The slices are only valid now; the serials stay for a later invalidation. */
     px->creds.authorization = px->creds.csrf_token = px->creds.cookies = (gw_str_t){0};
     if (rc == GW_EPATH_ESCAPES) { /* SPEC §5.1 [better]: never another API's path on the same host */
-        fail_request(px, 400, "path escapes the target API");
+        fail_request(px, 400, GW_OUTCOME_GATEWAY_ERROR, "path escapes the target API");
         return;
     }
     if (rc != GW_OK) {
-        fail_request(px, 431, "request header fields too large");
+        fail_request(px, 431, GW_OUTCOME_GATEWAY_ERROR, "request header fields too large");
         return;
     }
     proxy_connect(px);
@@ -544,7 +585,7 @@ static void on_creds(gw_cred_wait_t *w, int status, const char *error)
 {
     proxy_t *px = GW_CONTAINER_OF(w, proxy_t, cred_wait);
     if (status) {
-        fail_request(px, status, error);
+        fail_request(px, status, GW_OUTCOME_GATEWAY_ERROR, error);
         return;
     }
     proxy_start(px);
@@ -576,8 +617,8 @@ static void body_inactivity(proxy_t *px)
     }
     gw_log(GW_LOG_WARN, "upstream stopped sending the response body", "upstream", px->api->target.host_header,
            NULL);
-    GW_COUNT(&px->worker->counters, upstream_errors, 1);
-    abort_both(px);
+    count_up_error(px, false);
+    abort_both(px, GW_OUTCOME_TIMEOUT);
 }
 
 static void on_proxy_timeout(uv_timer_t *t)
@@ -590,7 +631,7 @@ static void on_proxy_timeout(uv_timer_t *t)
     if (px->phase == PX_ROUTE) {
         gw_ondemand_cancel(&px->app_wait);
         gw_log(GW_LOG_WARN, "timed out waiting for the Application from the Kubernetes API", NULL);
-        fail_request(px, 500, "failed to read Application: timed out");
+        fail_request(px, 500, GW_OUTCOME_TIMEOUT, "failed to read Application: timed out");
         return;
     }
     if (px->phase == PX_CREDS) {
@@ -598,13 +639,13 @@ static void on_proxy_timeout(uv_timer_t *t)
         bool token = px->cred_wait.kind == GW_CRED_KIND_TOKEN;
         gw_log(GW_LOG_WARN, token ? "timed out waiting for the OAuth token" : "timed out waiting for the CSRF token",
                "application", px->api->app, "service", px->api->service_name, NULL);
-        fail_request(px, token && px->api->cred_type == GW_CRED_OAUTH_CERT ? 500 : 502,
+        fail_request(px, token && px->api->cred_type == GW_CRED_OAUTH_CERT ? 500 : 502, GW_OUTCOME_TIMEOUT,
                      token ? "failed to get token: timed out" : "failed to get CSRF token: timed out");
         return;
     }
     gw_log(GW_LOG_WARN, "upstream timed out", "upstream", px->api->target.host_header, NULL);
-    GW_COUNT(&px->worker->counters, upstream_errors, 1);
-    fail_request(px, 504, "timeout while waiting for the target API");
+    count_up_error(px, !px->connected && !px->up_reused);
+    fail_request(px, 504, GW_OUTCOME_TIMEOUT, "timeout while waiting for the target API");
 }
 
 /* (Re)starts the proxyTimeout clock: no response head within it means 504. */
@@ -662,17 +703,21 @@ static void proxy_connect(proxy_t *px)
     gw_request_t *req = px->req;
     px->connected = false;
     px->resp_head_seen = false;
+    if (!px->up_start_ns) px->up_start_ns = uv_hrtime();
     if (!uv_is_active((uv_handle_t *)&px->timer)) start_proxy_timer(px);
     int rc = gw_client_start(w->pool, &px->api->target, px->api->skip_verify, px->api->tls_ctx, px->up_head.base,
                              px->up_head.len, req->body_kind != GW_BODY_NONE, px->is_head, &cl_cb, px, &px->cl);
     px->up_reused = rc == GW_OK;
     bool fits = req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
     px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
+    gw_upstats_t *u = px->api->host_series ? gw_series_up(px->api->host_series, w->id) : NULL;
     if (rc == GW_OK) {
         GW_COUNT(&w->counters, upstream_reused, 1);
+        if (u) GW_ADD(u->reused, 1);
         cl_on_connect(px);
     } else {
         GW_COUNT(&w->counters, upstream_connects, 1);
+        if (u) GW_ADD(u->connects, 1);
     }
 }
 
@@ -796,7 +841,6 @@ static void client_write(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     if (px->held_head) {
         char *h = px->held_head;
         px->held_head = NULL;
-        GW_COUNT(&px->worker->counters, requests_by_status[px->status < 600 ? px->status : 0], 1);
         gw_request_write_head_and_block(px->req, h, px->held_head_len, b, off, len);
         return;
     }
@@ -828,6 +872,7 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
     (void)content_length;
     proxy_t *px = ud;
     px->resp_head_seen = true;
+    px->up_ns = uv_hrtime() - px->up_start_ns;
     if ((h->status == 401 || h->status == 403) && px->req && auth_retry_possible(px) &&
         (!px->body_started || px->replayable)) {
         auth_retry(px, h->status);
@@ -836,7 +881,7 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
     drop_sent(px);
     px->resp_kind = kind;
     if (!px->req || send_response_head(px, h) != GW_OK) {
-        fail_request(px, 502, NULL);
+        fail_request(px, 502, GW_OUTCOME_GATEWAY_ERROR, NULL);
         return GW_DECLINED;
     }
     if (px->dechunk) gw_client_decode_chunked(px->cl);
@@ -850,10 +895,9 @@ static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool don
 {
     proxy_t *px = ud;
     px->last_up_ms = uv_now(&px->worker->loop);
-    if (len) {
-        client_write(px, b, off, len);
-        GW_COUNT(&px->worker->counters, bytes_out, len);
-    }
+    px->bytes_out += len;
+    if (done) account(px, px->status, GW_OUTCOME_PROXIED);
+    if (len) client_write(px, b, off, len);
     if (px->held_head) client_write(px, NULL, 0, 0);
     if (done) {
         px->cl = NULL; /* the exchange pooled or closed its connection */
@@ -877,14 +921,15 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
         if (px->held_head) { /* nothing reached the client yet: it still gets a clean 502 */
             free(px->held_head);
             px->held_head = NULL;
-            GW_COUNT(&px->worker->counters, upstream_errors, 1);
+            count_up_error(px, false);
             gw_log(GW_LOG_WARN, "malformed upstream response body", "upstream", px->api->target.host_header,
                    "reason", reason, NULL);
-            fail_request(px, 502, "invalid response from the target API");
+            fail_request(px, 502, GW_OUTCOME_UPSTREAM_ERROR, "invalid response from the target API");
             return;
         }
         /* After the response head went out the client cannot get a valid message any more. */
-        abort_both(px);
+        count_up_error(px, false);
+        abort_both(px, GW_OUTCOME_UPSTREAM_ERROR);
         return;
     case GW_CLIENT_ECLOSED:
         /* A pooled connection the server had closed (it answered nothing): send the request
@@ -910,10 +955,10 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     case GW_CLIENT_ELOST:
         break;
     }
-    GW_COUNT(&px->worker->counters, upstream_errors, 1);
+    count_up_error(px, err == GW_CLIENT_ECONNECT);
     gw_log(GW_LOG_WARN, what, "upstream", px->api->target.host_header, "reason",
            reason ? reason : status ? uv_strerror(status) : "closed before a response", NULL);
-    fail_request(px, 502, NULL);
+    fail_request(px, 502, GW_OUTCOME_UPSTREAM_ERROR, NULL);
 }
 
 /* ---------- client side ---------- */
@@ -941,6 +986,9 @@ static void on_abort(gw_request_t *req)
 {
     proxy_t *px = req->data;
     if (!px) return;
+    int st = req->abort_status;
+    account(px, st ? st : px->status ? px->status : GW_STATUS_CLIENT_GONE,
+            st == 408 ? GW_OUTCOME_TIMEOUT : st ? GW_OUTCOME_GATEWAY_ERROR : GW_OUTCOME_CLIENT_GONE);
     px->req = NULL;
     release_up(px);
     proxy_free(px);

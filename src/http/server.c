@@ -89,12 +89,16 @@ static void free_request(gw_conn_t *c)
     free(r);
 }
 
-static void abort_request(gw_conn_t *c)
+/* Ends the request under way, telling its handler why: abort_status is the status the server
+ * is about to answer (408, 400), 0 when the client went away. */
+static void abort_request(gw_conn_t *c, int abort_status)
 {
     gw_request_t *r = c->req;
     if (!r) return;
+    r->abort_status = abort_status;
     const gw_handler_t *h = c->listener->handler;
     if (h->on_abort) h->on_abort(r);
+    GW_COUNT(c->server->counters, requests_ended, 1);
     free_request(c);
 }
 
@@ -133,7 +137,7 @@ static void conn_close(gw_conn_t *c, bool graceful)
 {
     if (c->state == CONN_CLOSING) return;
     c->state = CONN_CLOSING;
-    abort_request(c);
+    abort_request(c, 0);
     if (graceful) {
         c->shutdown_req.data = c;
         if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
@@ -252,8 +256,10 @@ size_t gw_request_write_queue(const gw_request_t *req)
     return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp);
 }
 
-/* Canned response written by the server itself (400, 408, 431) before closing. */
-static void write_error_and_close(gw_conn_t *c, int status, const char *text)
+/* Canned response written by the server itself (400, 408, 431) before closing. A request the
+ * handler had was counted by the handler (abort_request); anything earlier counts here, as a
+ * request that matched no API. */
+static void write_error_and_close(gw_conn_t *c, int status, const char *text, bool count)
 {
     gw_buf_t body, out;
     gw_buf_init(&body, 4096);
@@ -264,7 +270,9 @@ static void write_error_and_close(gw_conn_t *c, int status, const char *text)
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                    status, gw_http_reason(status), body.len);
     gw_buf_append(&out, body.base, body.len);
-    GW_COUNT(c->server->counters, requests_by_status[status], 1);
+    if (count)
+        gw_reqstats_record(&c->server->counters->unmatched, status,
+                           status == 408 ? GW_OUTCOME_TIMEOUT : GW_OUTCOME_GATEWAY_ERROR, 0, 0, 0, 0);
     size_t len;
     char *p = gw_buf_take(&out, &len);
     conn_write(c, NULL, p, p, len);
@@ -353,9 +361,9 @@ static void on_timer(uv_timer_t *t)
         }
     }
     if (c->state == CONN_HEAD || (c->req && !c->req->body_done)) {
-        bool responded = c->req && c->req->responded;
-        abort_request(c);
-        if (!responded) write_error_and_close(c, 408, "request timeout");
+        bool responded = c->req && c->req->responded, had_req = c->req != NULL;
+        abort_request(c, 408);
+        if (!responded) write_error_and_close(c, 408, "request timeout", !had_req);
         else conn_close(c, false);
     }
 }
@@ -408,7 +416,7 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
 {
     if (gw_http_request_framing(&r->head, &r->body_kind, &r->content_length) != GW_OK) {
         free_request(c);
-        write_error_and_close(c, 400, "invalid request framing");
+        write_error_and_close(c, 400, "invalid request framing", true);
         return;
     }
     /* RFC 9112 §3.2: exactly one Host header on HTTP/1.1 (as the original's net/http demands). */
@@ -417,7 +425,7 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
         if (GW_STR_IEQ_LIT(r->head.headers[i].name, "host")) hosts++;
     if (hosts > 1 || (hosts == 0 && r->head.minor_version >= 1)) {
         free_request(c);
-        write_error_and_close(c, 400, hosts ? "too many Host headers" : "missing required Host header");
+        write_error_and_close(c, 400, hosts ? "too many Host headers" : "missing required Host header", true);
         return;
     }
     r->keep_alive = r->head.minor_version >= 1 ? !header_has_token(&r->head, "connection", "close")
@@ -435,6 +443,7 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
         c->last_body_ms = uv_now(c->server->loop);
         set_timer(c, (uint64_t)c->server->request_timeout * 1000, true);
     }
+    GW_COUNT(c->server->counters, requests_started, 1);
     c->listener->handler->on_request(r);
 }
 
@@ -452,14 +461,14 @@ static size_t feed_body(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
         int rc = gw_chunked_feed(&c->chunked, b->data + off, len, &used, NULL, NULL);
         if (rc < 0) {
             bool responded = r->responded;
-            abort_request(c);
-            if (!responded) write_error_and_close(c, 400, "invalid chunked request body");
+            abort_request(c, 400);
+            if (!responded) write_error_and_close(c, 400, "invalid chunked request body", false);
             else conn_close(c, false);
             return len;
         }
         last = rc == 1;
     }
-    GW_COUNT(c->server->counters, bytes_in, used);
+    r->body_bytes += used;
     if (last) {
         r->body_done = true;
         if (c->timer_is_request) uv_timer_stop(&c->timer);
@@ -487,7 +496,7 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
                 avail = len;
             } else {
                 if (gw_buf_append(&c->pending, b->data + off, len) != GW_OK) {
-                    write_error_and_close(c, 431, "request header fields too large");
+                    write_error_and_close(c, 431, "request header fields too large", true);
                     break;
                 }
                 p = c->pending.base;
@@ -496,7 +505,7 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
             int rc = gw_http_parse_request(p, avail, &head);
             if (rc == 0) {
                 if (before == 0 && gw_buf_append(&c->pending, p, avail) != GW_OK) {
-                    write_error_and_close(c, 431, "request header fields too large");
+                    write_error_and_close(c, 431, "request header fields too large", true);
                     break;
                 }
                 if (c->state == CONN_IDLE) {
@@ -508,7 +517,7 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
             }
             if (rc < 0) {
                 int st = parse_head_status(rc);
-                write_error_and_close(c, st, st == 431 ? "request header fields too large" : "malformed request");
+                write_error_and_close(c, st, st == 431 ? "request header fields too large" : "malformed request", true);
                 break;
             }
             size_t head_len = (size_t)rc;
@@ -554,21 +563,11 @@ void gw_request_resume_body(gw_request_t *req)
     read_start(c);
 }
 
-static void record_duration(gw_server_t *w, uint64_t start_ns)
-{
-    static const double bounds[] = GW_DURATION_BUCKETS;
-    double secs = (double)(uv_hrtime() - start_ns) / 1e9;
-    int i = 0;
-    while (i < GW_NDURATION_BUCKETS && secs > bounds[i]) i++;
-    GW_COUNT(w->counters, duration_buckets[i], 1);
-    GW_COUNT(w->counters, duration_sum_us, (uint64_t)(secs * 1e6));
-}
-
 void gw_request_finish(gw_request_t *req, bool reuse)
 {
     gw_conn_t *c = req->conn;
     gw_server_t *w = c->server;
-    record_duration(w, req->start_ns);
+    GW_COUNT(w->counters, requests_ended, 1);
     bool keep = reuse && req->keep_alive && req->body_done && !w->draining;
     free_request(c);
     if (!keep) {
@@ -591,6 +590,7 @@ void gw_request_finish(gw_request_t *req, bool reuse)
 void gw_request_abort(gw_request_t *req)
 {
     gw_conn_t *c = req->conn;
+    GW_COUNT(c->server->counters, requests_ended, 1);
     free_request(c);
     conn_close(c, false);
 }
@@ -609,7 +609,6 @@ void gw_request_respond(gw_request_t *req, int status, const char *content_type,
     if (body_len && !gw_str_eq(req->head.method, "HEAD", 4)) gw_buf_append(&out, body, body_len);
     size_t n;
     char *p = gw_buf_take(&out, &n);
-    GW_COUNT(c->server->counters, requests_by_status[status < 600 && status >= 0 ? status : 0], 1);
     req->responded = true;
     conn_write(c, NULL, p, p, n);
     gw_request_finish(req, reuse);

@@ -47,7 +47,9 @@ struct gw_handler_s {
     /* Body bytes as received (for chunked bodies: the raw chunked framing). The handler gets
      * its own reference on b if it keeps it. last is true on the final piece (len may be 0). */
     void (*on_body)(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bool last);
-    /* The client went away or timed out: drop everything. req is freed after this returns. */
+    /* The client went away (req->abort_status 0) or the server ends the request with
+     * req->abort_status (408 timeout, 400 bad chunked body): drop everything. req is freed
+     * after this returns. */
     void (*on_abort)(gw_request_t *req);
     /* The client's write queue fell below the low-water mark after being above it. */
     void (*on_drain)(gw_request_t *req);
@@ -63,6 +65,9 @@ struct gw_request_s {
     bool keep_alive;             /* the client allows another request on this connection */
     bool expect_continue;        /* "Expect: 100-continue" was sent */
     bool responded;              /* the handler wrote (part of) a response */
+    int abort_status;            /* on_abort: the status the server answers (408, 400), 0 when
+                                    the client went away */
+    uint64_t body_bytes;         /* request body bytes received so far */
     const char *peer_ip;         /* client's IP address as text */
     uint64_t start_ns;           /* uv_hrtime at head completion */
     void *data;                  /* the handler's */

@@ -152,6 +152,7 @@ void gw_upstream_pool_free(gw_upstream_pool_t *p)
                 gw_upconn_t *c = k->idle;
                 k->idle = c->idle_next;
                 k->nidle--;
+                if (c->pool->counters) GW_COUNT(c->pool->counters, upstream_idle, (uint64_t)-1);
                 c->state = UP_ACTIVE;
                 up_close(c);
             }
@@ -169,6 +170,7 @@ static void on_up_handle_closed(uv_handle_t *h)
     free(c->hostname);
     free(c);
     p->live--;
+    if (p->counters) GW_COUNT(p->counters, upstream_open, (uint64_t)-1);
     pool_maybe_free(p);
 }
 
@@ -179,6 +181,7 @@ static void remove_idle(gw_upconn_t *c)
         if (*pp == c) {
             *pp = c->idle_next;
             k->nidle--;
+            if (c->pool->counters) GW_COUNT(c->pool->counters, upstream_idle, (uint64_t)-1);
             break;
         }
     }
@@ -433,9 +436,9 @@ static void handshake_step(gw_upconn_t *c)
         return;
     }
     if (c->pool->counters) {
-        __atomic_fetch_add(&c->pool->counters->upstream_tls_handshakes, 1, __ATOMIC_RELAXED);
+        GW_COUNT(c->pool->counters, upstream_tls_handshakes, 1);
         if (gw_tls_session_reused(c->tls))
-            __atomic_fetch_add(&c->pool->counters->upstream_tls_resumed, 1, __ATOMIC_RELAXED);
+            GW_COUNT(c->pool->counters, upstream_tls_resumed, 1);
     }
     connected(c);
     /* Application data may have arrived together with the end of the handshake. */
@@ -625,6 +628,7 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
     uv_timer_init(p->loop, &c->idle_timer);
     c->idle_timer.data = c;
     p->live++;
+    if (p->counters) GW_COUNT(p->counters, upstream_open, 1);
     if (t->https) {
         gw_tls_ctx_t *ctx = identity ? identity : tls_ctx(p, !skip_verify);
         c->tls = ctx ? gw_tls_new(ctx, t->hostname) : NULL;
@@ -702,6 +706,7 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
     c->idle_next = k->idle;
     k->idle = c;
     k->nidle++;
+    if (p->counters) GW_COUNT(p->counters, upstream_idle, 1);
     up_read_start(c);
     uv_timer_start(&c->idle_timer, on_conn_timer, POOL_IDLE_TIMEOUT_MS, 0);
 }

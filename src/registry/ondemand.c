@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "core/config.h"
 #include "core/mailbox.h"
 #include "registry/kube_client.h"
 #include "util/alloc.h"
@@ -249,6 +250,7 @@ static void on_fetched(void *ud, const gw_ctl_response_t *r)
         } else {
             json_decref(j);
             gw_log(GW_LOG_WARN, "Kubernetes object unreadable", "kind", what, "name", o->name, NULL);
+            gw_registry_stats.load_errors[GW_SOURCE_KUBE]++;
         }
     } else if (r->status == 404) {
         json_decref(o->obj);

@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/series.h"
 #include "http/tls.h"
 #include "registry/decode.h"
 #include "util/alloc.h"
@@ -44,6 +45,7 @@ typedef struct {
 struct gw_snapshot_s {
     atomic_size_t refs;
     uint64_t generation;
+    size_t napps, nsecrets;      /* objects it was built from */
     gw_rec_t *recs;
     size_t nrecs;
     gw_slot_t *slots;
@@ -509,6 +511,8 @@ static void fill_cred_keys(gw_api_t *a)
 
 static void api_free(gw_api_t *a)
 {
+    gw_series_put(a->series);
+    gw_series_put(a->host_series);
     free(a->app);
     free(a->service_name);
     free(a->service_id);
@@ -695,12 +699,20 @@ gw_snapshot_t *gw_snapshot_build(json_t *const *apps, size_t napps, json_t *cons
     gw_snapshot_t *s = gw_calloc(1, sizeof(*s));
     atomic_init(&s->refs, 1);
     s->generation = atomic_fetch_add(&gw__snapshot_generation, 1) + 1;
+    s->napps = napps;
+    s->nsecrets = nsecrets;
     gw_secrets_t sec;
     secrets_index(&sec, secrets, nsecrets, secrets_namespace);
     bool *skip = apps_skip(apps, napps);
     s->nrecs = walk_apis(apps, napps, skip, NULL, &sec);
     s->recs = gw_calloc(s->nrecs ? s->nrecs : 1, sizeof(gw_rec_t));
     walk_apis(apps, napps, skip, s->recs, &sec);
+    for (size_t i = 0; i < s->nrecs; i++) {
+        gw_api_t *api = &s->recs[i].api;
+        api->series = gw_series_get(GW_SERIES_API, api->app, api->service_name);
+        if (api->target.host_header)
+            api->host_series = gw_series_get(GW_SERIES_HOST, api->target.host_header, api->target.https ? "https" : "http");
+    }
     free(skip);
     free(sec.v);
     table_build(s);
@@ -738,6 +750,9 @@ const gw_api_t *gw_snapshot_api(const gw_snapshot_t *s, size_t i)
 {
     return &s->recs[i].api;
 }
+
+size_t gw_snapshot_app_count(const gw_snapshot_t *s) { return s->napps; }
+size_t gw_snapshot_secret_count(const gw_snapshot_t *s) { return s->nsecrets; }
 
 uint64_t gw_snapshot_generation(const gw_snapshot_t *s)
 {

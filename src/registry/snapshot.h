@@ -87,6 +87,10 @@ typedef struct gw_api_s {
     /* CertificateGen: the client identity for the upstream TLS connection, parsed once at
      * build time and shared by the workers; NULL otherwise. */
     struct gw_tls_ctx_s *tls_ctx;
+    /* Where /metrics counts this API's requests (app/service) and its upstream connections
+     * (host); held by the snapshot (core/series.h). */
+    struct gw_series_s *series;
+    struct gw_series_s *host_series;
 } gw_api_t;
 
 typedef struct gw_snapshot_s gw_snapshot_t;
@@ -144,6 +148,9 @@ bool gw_snapshot_on_demand(const gw_snapshot_t *s);
 /* Monotonic build number, for logs and metrics. */
 uint64_t gw_snapshot_generation(const gw_snapshot_t *s);
 size_t gw_snapshot_api_count(const gw_snapshot_t *s);
+/* Applications and Secrets the snapshot was built from. */
+size_t gw_snapshot_app_count(const gw_snapshot_t *s);
+size_t gw_snapshot_secret_count(const gw_snapshot_t *s);
 
 /* §4 name normalisation: writes into out (at least 58 bytes), returns its length. */
 size_t gw_normalise_name(const char *in, char *out);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "registry/decode.h"
 #include "registry/readfile.h"
 #include "util/alloc.h"
@@ -175,6 +176,7 @@ static bool file_refresh(gw_source_files_t *src, gw_sf_file_t *f, const gw_sf_st
     gw_manifest_error_t err = {0, ""};
     if (gw_read_file(f->path, GW_SF_MAX_FILE, &data, &len, reason, sizeof(reason)) != GW_OK) {
         gw_log(GW_LOG_WARN, "config file rejected", "file", f->path, "reason", reason, NULL);
+        gw_registry_stats.load_errors[GW_SOURCE_FILES]++;
         f->hash = 0;
         f->racy = false;
         return false;
@@ -195,6 +197,7 @@ static bool file_refresh(gw_source_files_t *src, gw_sf_file_t *f, const gw_sf_st
         snprintf(line, sizeof(line), "%d", err.line);
         gw_log(GW_LOG_WARN, "config file rejected", "file", f->path, "line", err.line > 0 ? line : NULL, "reason",
                err.reason, NULL);
+        gw_registry_stats.load_errors[GW_SOURCE_FILES]++;
         return false;
     }
     bool changed = !sets_equal(&set, &f->good);

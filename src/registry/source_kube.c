@@ -71,6 +71,7 @@ static void reflector_next(reflector_t *r);
 
 static void reachable(gw_source_kube_t *s)
 {
+    gw_registry_stats.apiserver = 1;
     if (!s->unreachable) return;
     s->unreachable = false;
     gw_log(GW_LOG_INFO, "Kubernetes API reachable again", "server", s->conn.server, NULL);
@@ -78,6 +79,7 @@ static void reachable(gw_source_kube_t *s)
 
 static void unreachable(gw_source_kube_t *s, const char *reason)
 {
+    gw_registry_stats.apiserver = 0;
     if (s->unreachable) return;
     s->unreachable = true;
     gw_log(GW_LOG_WARN, "Kubernetes API unreachable", "server", s->conn.server, "reason", reason,
@@ -209,6 +211,7 @@ static void on_list(void *ud, const gw_ctl_response_t *resp)
     json_t *items = json_object_get(j, "items");
     const char *rv = json_string_value(json_object_get(json_object_get(j, "metadata"), "resourceVersion"));
     if (!json_is_array(items) || !rv) {
+        gw_registry_stats.load_errors[GW_SOURCE_KUBE]++;
         gw_log(GW_LOG_WARN, "Kubernetes list response unreadable, relisting", "resource", r->what, NULL);
         json_decref(j);
         set_str(&r->cont, NULL);
@@ -244,6 +247,7 @@ static void on_list(void *ud, const gw_ctl_response_t *resp)
 
 static void list_start(reflector_t *r)
 {
+    if (!r->cont && r->synced) gw_registry_stats.relists++;
     if (!r->cont) {
         json_decref(r->listing);
         r->listing = json_object();
@@ -314,6 +318,7 @@ static int on_watch_data(void *ud, const char *p, size_t n)
     const char *why = NULL;
     int rc = gw_watch_feed(&r->dec, p, n, on_event, r, &why);
     if (rc == GW_EBADMSG) {
+        gw_registry_stats.load_errors[GW_SOURCE_KUBE]++;
         gw_log(GW_LOG_WARN, "Kubernetes watch stream unreadable, relisting", "resource", r->what, "reason",
                why ? why : "malformed event", NULL);
         r->relist = true;
@@ -411,6 +416,7 @@ gw_source_kube_t *gw_source_kube_start(uv_loop_t *loop, gw_kube_conn_t *conn, co
                                        gw_snapshot_cb cb, void *ud)
 {
     gw_source_kube_t *s = gw_calloc(1, sizeof(*s));
+    gw_registry_stats.apiserver = 0; /* until the first answer */
     s->loop = loop;
     s->conn = *conn;
     memset(conn, 0, sizeof(*conn));

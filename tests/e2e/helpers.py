@@ -867,6 +867,18 @@ def metrics(admin_port, timeout=5.0):
     return out
 
 
+def settled_metrics(admin_port, timeout=10.0):
+    """/metrics once no request is in flight (every request the test sent is counted): a
+    client can read a complete response a moment before the gateway's accounting of it ends."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = metrics(admin_port)
+        if m.get("appgw_requests_in_flight", 0) == 0:
+            return m
+        assert time.monotonic() < deadline, "requests still in flight after %ss" % timeout
+        time.sleep(0.02)
+
+
 def metric(admin_port, name):
     """One unlabelled metric from /metrics (KeyError if the gateway does not expose it)."""
     return metrics(admin_port)[name]

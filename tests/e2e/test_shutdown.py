@@ -25,7 +25,7 @@ def _connect_refused(port):
 def _upstream_calls(gw):
     """Upstream requests the gateway has started (new connections + pooled reuses)."""
     m = H.metrics(gw.admin)
-    return m["appgw_upstream_connects_total"] + m["appgw_upstream_reused_total"]
+    return m["appgw_upstream_connects_total"] + m["appgw_upstream_requests_reused_total"]
 
 
 def _wait_upstream_call(gw, before):
