@@ -80,7 +80,7 @@ static void help(gw_buf_t *o, const char *name, const char *type, const char *te
 static void scalar(gw_buf_t *o, const char *name, const char *type, const char *text, double v)
 {
     help(o, name, type, text);
-    gw_buf_appendf(o, "%s %.17g\n", name, v);
+    gw_buf_appendf(o, "%s %.15g\n", name, v);
 }
 
 /* One histogram's samples; labels is "" or `app="x",service="y"` (already escaped). */

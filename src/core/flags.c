@@ -16,7 +16,7 @@
 #include "util/common.h"
 #include "util/log.h"
 
-typedef enum { FLAG_STR, FLAG_INT, FLAG_LEVEL } flag_kind_t;
+typedef enum { FLAG_STR, FLAG_INT, FLAG_LEVEL, FLAG_BOOL } flag_kind_t;
 
 typedef struct {
     const char *name;
@@ -53,6 +53,8 @@ static const flag_def_t flag_defs[] = {
     {"shutdownGrace", FLAG_INT, F_OFF(shutdown_grace), 0, 3600, "30",
      "seconds in-flight requests get to finish after SIGTERM"},
     {"listenAddress", FLAG_STR, F_OFF(listen_address), 0, 0, "", "address all three ports listen on; empty: every IPv6 and IPv4 address"},
+    {"accessLog", FLAG_BOOL, F_OFF(access_log), 0, 0, "true",
+     "one JSON line per request at info level (-accessLog=false turns it off)"},
     {"retryBodyLimit", FLAG_INT, F_OFF(retry_body_limit), 0, 1024 * 1024 * 1024, "1048576",
      "request body bytes kept to resend a request (after a 401/403 with fetched tokens, or a stale connection)"},
 };
@@ -78,6 +80,7 @@ static void set_defaults(gw_flags_t *f)
     f->retry_body_limit = 1024 * 1024;
     f->shutdown_grace = 30;
     f->listen_address = gw_strdup("");
+    f->access_log = 1;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -132,6 +135,16 @@ static int apply(gw_flags_t *f, const flag_def_t *d, const char *v, char *err, s
         *int_field(f, d) = lv;
         return GW_OK;
     }
+    case FLAG_BOOL: {
+        /* Go's strconv.ParseBool */
+        static const char *const t[] = {"1", "t", "T", "true", "TRUE", "True"};
+        static const char *const fl[] = {"0", "f", "F", "false", "FALSE", "False"};
+        for (size_t i = 0; i < GW_ARRAY_SIZE(t); i++)
+            if (strcmp(v, t[i]) == 0) return *int_field(f, d) = 1, GW_OK;
+        for (size_t i = 0; i < GW_ARRAY_SIZE(fl); i++)
+            if (strcmp(v, fl[i]) == 0) return *int_field(f, d) = 0, GW_OK;
+        return fail(err, errlen, "invalid boolean value \"%s\" for -%s: parse error", v, d->name);
+    }
     case FLAG_INT: {
         long n;
         if (!parse_long(v, &n) || n < d->min || n > d->max)
@@ -166,6 +179,8 @@ static int parse_one(int argc, char **argv, int *i, gw_flags_t *f, char *err, si
     const char *v;
     if (eq) {
         v = eq + 1;
+    } else if (d->kind == FLAG_BOOL) {
+        v = "true"; /* as Go: a boolean flag alone means true and never takes the next argument */
     } else {
         if (*i + 1 >= argc) return fail(err, errlen, "flag needs a value: -%s", d->name);
         v = argv[++*i];

@@ -20,10 +20,11 @@ typedef struct {
     int shutdown_grace;         /* shutdownGrace, 30 (seconds in-flight requests get on SIGTERM) */
     char *listen_address;       /* listenAddress, "" = all addresses: "::" dual-stack, else 0.0.0.0 */
     int retry_body_limit;       /* retryBodyLimit, 1 MiB: request body bytes kept for a resend */
+    int access_log;             /* accessLog, true: one JSON line per request at info */
 } gw_flags_t;
 
 /* Fills f with defaults, then applies argv. Accepts -name=value, --name=value, -name value,
- * --name value; boolean-free (every flag takes a value). Returns 0; 1 when -h/-help/--help
+ * --name value (a boolean flag alone means true, as Go's flag package: -accessLog). Returns 0; 1 when -h/-help/--help
  * was given (caller prints usage, exits 0); GW_EINVAL with a one-line message in err for an
  * unknown flag, a missing value, or a bad value (non-numeric or out-of-range port/timeout/
  * workers, unknown log level). Strings in f are allocated; free with gw_flags_free. */

@@ -12,6 +12,7 @@
 
 #include "auth/creds.h"
 #include "core/config.h"
+#include "gateway/reqid.h"
 #include "registry/ondemand.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -160,6 +161,7 @@ static void finish_if_idle(gw_worker_t *w)
     w->creds = NULL;
     gw_ondemand_free(w->ondemand);
     w->ondemand = NULL;
+    gw_accesslog_close(&w->access);
 }
 
 static void worker_main(void *arg)
@@ -193,6 +195,8 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
     w->server = (gw_server_t){.loop = &w->loop, .request_timeout = flags->request_timeout,
                               .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
+    gw_accesslog_init(&w->access, &w->loop, flags->access_log != 0);
+    w->reqid_prefix = gw_reqid_prefix();
     w->creds = gw_creds_new(&w->loop);
     w->ondemand = gw_ondemand_new(&w->loop, on_ondemand_refresh, w);
     w->pin = pin_new(gw_config_acquire());

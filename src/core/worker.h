@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "core/flags.h"
+#include "http/accesslog.h"
 #include "http/counters.h"
 #include "http/server.h"
 #include "registry/snapshot.h"
@@ -54,6 +55,9 @@ typedef struct gw_worker_s {
     gw_server_t server;              /* client connections of both proxy ports; data = worker */
     int stop_requested;              /* set by another thread, read with atomics */
     int exited;                      /* set (atomically) when the worker's loop has ended */
+    gw_accesslog_t access;           /* this loop's access log lines */
+    uint64_t reqid_prefix;           /* random, for the request IDs this worker generates */
+    uint64_t reqid_seq;
     gw_counters_t counters;
 } gw_worker_t;
 

@@ -12,6 +12,7 @@
 #include "auth/creds.h"
 #include "core/series.h"
 #include "core/worker.h"
+#include "gateway/reqid.h"
 #include "gateway/rewrite.h"
 #include "registry/ondemand.h"
 #include "http/client.h"
@@ -87,6 +88,7 @@ typedef struct {
     uint64_t up_start_ns;        /* first upstream connect began (uv_hrtime) */
     uint64_t up_ns;              /* connect + wait for the response head */
     uint64_t bytes_out;          /* response body bytes sent to the client */
+    int up_status;               /* the upstream's status (before 5xx became 502), 0: none */
     char *held_head;             /* response head not yet queued to the client */
     size_t held_head_len;
     gw_body_kind_t resp_kind;
@@ -187,22 +189,6 @@ static void proxy_free(proxy_t *px)
     uv_close((uv_handle_t *)&px->timer, on_timer_closed);
 }
 
-static void log_request(proxy_t *px, gw_request_t *req, int status)
-{
-    if (!gw_log_enabled(GW_LOG_DEBUG)) return;
-    char st[8], ms[32];
-    snprintf(st, sizeof(st), "%d", status);
-    snprintf(ms, sizeof(ms), "%.3f", (double)(uv_hrtime() - req->start_ns) / 1e6);
-    gw_str_t path = req->head.target;
-    const char *q = memchr(path.p, '?', path.n);
-    char *p = gw_strndup(path.p, q ? (size_t)(q - path.p) : path.n);
-    char *m = gw_strndup(req->head.method.p, req->head.method.n);
-    gw_log(GW_LOG_DEBUG, "request", "method", m, "path", p, "status", st, "duration_ms", ms, "upstream",
-           px && px->api ? px->api->target.host_header : NULL, NULL);
-    free(p);
-    free(m);
-}
-
 /* Counts a request where it ends (once), before its last bytes are queued to the client: a
  * client that has the whole answer finds it counted. api NULL: it matched no API. */
 static void account_req(gw_worker_t *w, gw_request_t *req, const gw_api_t *api, proxy_t *px, int status,
@@ -213,8 +199,42 @@ static void account_req(gw_worker_t *w, gw_request_t *req, const gw_api_t *api, 
         px->accounted = true;
     }
     gw_reqstats_t *st = api && api->series ? gw_series_req(api->series, w->id) : &w->counters.unmatched;
-    gw_reqstats_record(st, status, outcome, uv_hrtime() - req->start_ns, px ? px->up_ns : 0, req->body_bytes,
-                       px ? px->bytes_out : 0);
+    uint64_t total = uv_hrtime() - req->start_ns, up = px ? px->up_ns : 0, out = px ? px->bytes_out : 0;
+    gw_reqstats_record(st, status, outcome, total, up, req->body_bytes, out);
+    if (!gw_accesslog_on(&w->access)) return;
+    gw_str_t path = req->head.target;
+    const char *q = memchr(path.p, '?', path.n);
+    if (q) path.n = (size_t)(q - path.p);
+    gw_access_t e = {.method = req->head.method,
+                     .path = path,
+                     .app = api ? api->app : NULL,
+                     .service = api ? api->service_name : NULL,
+                     .status = status,
+                     .upstream_status = px ? px->up_status : 0,
+                     .bytes_in = req->body_bytes,
+                     .bytes_out = out,
+                     .total_ns = total,
+                     .upstream_ns = up,
+                     .request_id = {req->request_id, req->request_id_len},
+                     .client = req->peer_ip};
+    gw_accesslog_write(&w->access, &e);
+}
+
+/* The request ID for log lines about px's request (NULL once the client is gone). */
+static const char *rid(const proxy_t *px) { return px->req ? px->req->request_id : NULL; }
+
+/* The request's ID (X-Request-Id): the caller's if it is plain and short, else a new one. */
+static void set_request_id(gw_worker_t *w, gw_request_t *req)
+{
+    const gw_header_t *h = gw_http_find_header(req->head.headers, req->head.nheaders, "x-request-id");
+    if (h && gw_reqid_valid(h->value.p, h->value.n)) {
+        memcpy(req->request_id, h->value.p, h->value.n);
+        req->request_id_len = (uint8_t)h->value.n;
+    } else {
+        gw_reqid_generate(req->request_id, w->reqid_prefix, (unsigned)w->id, ++w->reqid_seq);
+        req->request_id_len = GW_REQID_GEN_LEN;
+    }
+    req->request_id[req->request_id_len] = '\0';
 }
 
 static void account(proxy_t *px, int status, gw_outcome_t outcome)
@@ -239,7 +259,6 @@ static void fail_request(proxy_t *px, int status, gw_outcome_t outcome, const ch
     release_up(px);
     if (req) {
         account(px, status, outcome);
-        log_request(px, req, status);
         req->data = NULL;
         px->req = NULL;
         if (text) {
@@ -258,7 +277,6 @@ static void complete(proxy_t *px)
     release_up(px); /* normally gone already: the client pooled or closed its connection */
     if (req) {
         account(px, px->status, GW_OUTCOME_PROXIED);
-        log_request(px, req, px->status);
         req->data = NULL;
         px->req = NULL;
         gw_request_finish(req, !px->client_close);
@@ -374,7 +392,7 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
             continue;
         }
         if (GW_STR_IEQ_LIT(n, "host") || GW_STR_IEQ_LIT(n, "content-length") || GW_STR_IEQ_LIT(n, "expect") ||
-            GW_STR_IEQ_LIT(n, "access-token"))
+            GW_STR_IEQ_LIT(n, "access-token") || GW_STR_IEQ_LIT(n, "x-request-id"))
             continue;
         if (replace_auth && GW_STR_IEQ_LIT(n, "authorization")) continue;
         if (csrf && GW_STR_IEQ_LIT(n, "x-csrf-token")) continue;
@@ -396,6 +414,8 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
     rc |= gw_buf_puts(&xff, req->peer_ip);
     rc |= gw_buf_puts(o, "X-Forwarded-For: ");
     rc |= gw_buf_append(o, xff.base, xff.len);
+    rc |= gw_buf_puts(o, "\r\nX-Request-Id: ");
+    rc |= gw_buf_append(o, req->request_id, req->request_id_len);
     rc |= gw_buf_puts(o, "\r\n");
     gw_buf_free(&xff);
     if (access_token) {
@@ -466,7 +486,6 @@ static void reject(gw_request_t *req, proxy_t *px, const gw_api_t *api, int stat
         return;
     }
     account_req(gw_worker_of(req->server), req, api, NULL, status, GW_OUTCOME_GATEWAY_ERROR);
-    log_request(NULL, req, status);
     gw_request_respond_error(req, status, text);
 }
 
@@ -540,7 +559,11 @@ static void route(gw_request_t *req, proxy_t *px)
     proxy_start(px);
 }
 
-static void on_request(gw_request_t *req) { route(req, NULL); }
+static void on_request(gw_request_t *req)
+{
+    set_request_id(gw_worker_of(req->server), req);
+    route(req, NULL);
+}
 
 static void on_app_fetched(gw_ondemand_wait_t *wt, int status, const char *error)
 {
@@ -585,6 +608,8 @@ static void on_creds(gw_cred_wait_t *w, int status, const char *error)
 {
     proxy_t *px = GW_CONTAINER_OF(w, proxy_t, cred_wait);
     if (status) {
+        gw_log(GW_LOG_WARN, "credentials for the request could not be fetched", "application", px->api->app,
+               "service", px->api->service_name, "error", error, "request_id", rid(px), NULL);
         fail_request(px, status, GW_OUTCOME_GATEWAY_ERROR, error);
         return;
     }
@@ -616,7 +641,7 @@ static void body_inactivity(proxy_t *px)
         return;
     }
     gw_log(GW_LOG_WARN, "upstream stopped sending the response body", "upstream", px->api->target.host_header,
-           NULL);
+           "request_id", rid(px), NULL);
     count_up_error(px, false);
     abort_both(px, GW_OUTCOME_TIMEOUT);
 }
@@ -630,7 +655,7 @@ static void on_proxy_timeout(uv_timer_t *t)
     }
     if (px->phase == PX_ROUTE) {
         gw_ondemand_cancel(&px->app_wait);
-        gw_log(GW_LOG_WARN, "timed out waiting for the Application from the Kubernetes API", NULL);
+        gw_log(GW_LOG_WARN, "timed out waiting for the Application from the Kubernetes API", "request_id", rid(px), NULL);
         fail_request(px, 500, GW_OUTCOME_TIMEOUT, "failed to read Application: timed out");
         return;
     }
@@ -638,12 +663,12 @@ static void on_proxy_timeout(uv_timer_t *t)
         gw_creds_cancel(&px->cred_wait);
         bool token = px->cred_wait.kind == GW_CRED_KIND_TOKEN;
         gw_log(GW_LOG_WARN, token ? "timed out waiting for the OAuth token" : "timed out waiting for the CSRF token",
-               "application", px->api->app, "service", px->api->service_name, NULL);
+               "application", px->api->app, "service", px->api->service_name, "request_id", rid(px), NULL);
         fail_request(px, token && px->api->cred_type == GW_CRED_OAUTH_CERT ? 500 : 502, GW_OUTCOME_TIMEOUT,
                      token ? "failed to get token: timed out" : "failed to get CSRF token: timed out");
         return;
     }
-    gw_log(GW_LOG_WARN, "upstream timed out", "upstream", px->api->target.host_header, NULL);
+    gw_log(GW_LOG_WARN, "upstream timed out", "upstream", px->api->target.host_header, "request_id", rid(px), NULL);
     count_up_error(px, !px->connected && !px->up_reused);
     fail_request(px, 504, GW_OUTCOME_TIMEOUT, "timeout while waiting for the target API");
 }
@@ -777,7 +802,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
     bool cl_sent = false;
     for (size_t i = 0; i < h->nheaders; i++) {
         gw_str_t n = h->headers[i].name, v = h->headers[i].value;
-        if (is_hop(&hops, n)) continue;
+        if (is_hop(&hops, n) || GW_STR_IEQ_LIT(n, "x-request-id")) continue;
         if (GW_STR_IEQ_LIT(n, "content-length")) {
             /* Framing checked them all equal: one header, one value ("5, 5" or two headers
              * reach the client as "5"). Dropped where the body is chunked or close-delimited. */
@@ -807,6 +832,9 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         rc |= gw_buf_append(&o, "\r\n", 2);
     }
     if (code >= 500) rc |= gw_buf_appendf(&o, "Target-System-Status: %d\r\n", code);
+    rc |= gw_buf_puts(&o, "X-Request-Id: ");
+    rc |= gw_buf_append(&o, req->request_id, req->request_id_len);
+    rc |= gw_buf_append(&o, "\r\n", 2);
     bool http10 = req->head.minor_version == 0;
     if (px->resp_kind == GW_BODY_CHUNKED) {
         if (http10) {
@@ -855,7 +883,7 @@ static void auth_retry(proxy_t *px, int status)
     px->auth_retried = true;
     gw_log(GW_LOG_INFO, status == 401 ? "upstream answered 401, resending with fresh credentials"
                                       : "upstream answered 403, resending with fresh credentials",
-           "application", px->api->app, "service", px->api->service_name, NULL);
+           "application", px->api->app, "service", px->api->service_name, "request_id", rid(px), NULL);
     release_up(px); /* inside the exchange's own callback: it ends when that returns */
     gw_creds_invalidate(px->worker->creds, px->api, px->need_token, &px->creds);
     pieces_prepend(&px->queue, &px->sent);
@@ -873,6 +901,7 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
     proxy_t *px = ud;
     px->resp_head_seen = true;
     px->up_ns = uv_hrtime() - px->up_start_ns;
+    px->up_status = h->status;
     if ((h->status == 401 || h->status == 403) && px->req && auth_retry_possible(px) &&
         (!px->body_started || px->replayable)) {
         auth_retry(px, h->status);
@@ -923,7 +952,7 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
             px->held_head = NULL;
             count_up_error(px, false);
             gw_log(GW_LOG_WARN, "malformed upstream response body", "upstream", px->api->target.host_header,
-                   "reason", reason, NULL);
+                   "reason", reason, "request_id", rid(px), NULL);
             fail_request(px, 502, GW_OUTCOME_UPSTREAM_ERROR, "invalid response from the target API");
             return;
         }
@@ -957,7 +986,7 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     }
     count_up_error(px, err == GW_CLIENT_ECONNECT);
     gw_log(GW_LOG_WARN, what, "upstream", px->api->target.host_header, "reason",
-           reason ? reason : status ? uv_strerror(status) : "closed before a response", NULL);
+           reason ? reason : status ? uv_strerror(status) : "closed before a response", "request_id", rid(px), NULL);
     fail_request(px, 502, GW_OUTCOME_UPSTREAM_ERROR, NULL);
 }
 

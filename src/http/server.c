@@ -605,6 +605,8 @@ void gw_request_respond(gw_request_t *req, int status, const char *content_type,
     gw_buf_init(&out, body_len + 1024);
     gw_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
     if (content_type) gw_buf_appendf(&out, "Content-Type: %s\r\n", content_type);
+    if (req->request_id_len)
+        gw_buf_appendf(&out, "X-Request-Id: %.*s\r\n", (int)req->request_id_len, req->request_id);
     gw_buf_appendf(&out, "Content-Length: %zu\r\n%s\r\n", body_len, reuse ? "" : "Connection: close\r\n");
     if (body_len && !gw_str_eq(req->head.method, "HEAD", 4)) gw_buf_append(&out, body, body_len);
     size_t n;

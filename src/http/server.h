@@ -68,6 +68,10 @@ struct gw_request_s {
     int abort_status;            /* on_abort: the status the server answers (408, 400), 0 when
                                     the client went away */
     uint64_t body_bytes;         /* request body bytes received so far */
+    /* Set by the handler (NUL-terminated): echoed as X-Request-Id on responses the server
+     * writes for it. */
+    uint8_t request_id_len;
+    char request_id[129];
     const char *peer_ip;         /* client's IP address as text */
     uint64_t start_ns;           /* uv_hrtime at head completion */
     void *data;                  /* the handler's */

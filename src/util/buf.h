@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-typedef struct {
+typedef struct gw_buf_s {
     char *base;  /* owned; NULL while empty */
     size_t len;  /* bytes in use */
     size_t cap;  /* bytes allocated */

@@ -1,12 +1,16 @@
-/* log.c: formats JSON log lines and writes each with a single write(2) so threads never interleave. */
+/* log.c: formats JSON log lines and writes each whole under one lock, so threads never interleave. */
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <uv.h>
 
 #include "util/buf.h"
 
@@ -40,9 +44,9 @@ void gw_log_set_sink(FILE *f) { __atomic_store_n(&log_sink, f, __ATOMIC_RELEASE)
 
 /* Length of the well-formed UTF-8 sequence at p (p[0] >= 0x80), 0 if it is ill-formed.
  * Table 3-7 of the Unicode standard: the second byte's range depends on the lead byte,
- * which excludes overlong forms, surrogates and values above U+10FFFF. s is NUL-terminated,
- * and NUL is no continuation byte, so reading stops at the terminator. */
-static size_t utf8_len(const unsigned char *p)
+ * which excludes overlong forms, surrogates and values above U+10FFFF. avail: bytes readable
+ * at p. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
 {
     unsigned char c = p[0], lo = 0x80, hi = 0xbf;
     size_t n;
@@ -59,6 +63,7 @@ static size_t utf8_len(const unsigned char *p)
     } else {
         return 0; /* continuation byte, 0xc0, 0xc1, 0xf5..0xff */
     }
+    if (avail < n) return 0;
     if (p[1] < lo || p[1] > hi) return 0;
     for (size_t i = 2; i < n; i++)
         if (p[i] < 0x80 || p[i] > 0xbf) return 0;
@@ -74,13 +79,13 @@ static bool put(gw_buf_t *b, size_t limit, const void *p, size_t n)
 
 /* Appends s JSON-escaped (scheme in log.h) without the quotes. Returns false when the line
  * limit was reached: what fit is there, cut between two escapes / characters. */
-static bool json_escape(gw_buf_t *b, size_t limit, const char *s)
+static bool json_escape_n(gw_buf_t *b, size_t limit, const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
         /* a run of bytes copied as they are */
         const unsigned char *q = p;
-        while (*q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\') q++;
+        while (q < end && *q >= 0x20 && *q < 0x80 && *q != '"' && *q != '\\') q++;
         if (q > p) {
             size_t n = (size_t)(q - p);
             if (b->len + n > limit) {
@@ -103,7 +108,7 @@ static bool json_escape(gw_buf_t *b, size_t limit, const char *s)
         default:
             if (*p < 0x20) {
                 n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            } else if ((n = utf8_len(p)) != 0) {
+            } else if ((n = utf8_len(p, (size_t)(end - p))) != 0) {
                 out = p; /* well-formed: copied unchanged */
             } else {
                 memcpy(esc, "\\ufffd", n = 6);
@@ -118,21 +123,40 @@ static bool json_escape(gw_buf_t *b, size_t limit, const char *s)
     return true;
 }
 
+static bool json_escape(gw_buf_t *b, size_t limit, const char *s) { return json_escape_n(b, limit, s, strlen(s)); }
+
+void gw_log_escape(gw_buf_t *b, const char *s, size_t len) { json_escape_n(b, (size_t)-1, s, len); }
+
+static uv_mutex_t emit_mu;
+static uv_once_t emit_once = UV_ONCE_INIT;
+static void emit_mu_init(void)
+{
+    if (uv_mutex_init(&emit_mu) != 0) abort();
+}
+
+/* Writes whole lines; one writer at a time, so lines of different threads never interleave
+ * (a pipe write above PIPE_BUF bytes is not atomic). */
 static void emit(const char *p, size_t len)
 {
+    uv_once(&emit_once, emit_mu_init);
+    uv_mutex_lock(&emit_mu);
     FILE *f = __atomic_load_n(&log_sink, __ATOMIC_ACQUIRE);
     if (f) {
         fwrite(p, 1, len, f);
         fflush(f);
-        return;
+    } else {
+        size_t off = 0;
+        while (off < len) {
+            ssize_t w = write(2, p + off, len - off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
     }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(2, p + off, len - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
+    uv_mutex_unlock(&emit_mu);
 }
+
+void gw_log_write_lines(const char *p, size_t len) { emit(p, len); }
 
 void gw_log(int level, const char *msg, ...)
 {

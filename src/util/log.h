@@ -43,6 +43,14 @@ static inline bool gw_log_enabled(int level);
  * so an over-long line is still one valid JSON object. */
 void gw_log(int level, const char *msg, ...) __attribute__((sentinel));
 
+/* Appends s[0..len) JSON-escaped (scheme above, no length limit, no quotes) to b: for writers
+ * that format their own lines (the access log). */
+struct gw_buf_s;
+void gw_log_escape(struct gw_buf_s *b, const char *s, size_t len);
+/* Writes complete, already formatted lines (each ending in '\n') as one unit, never
+ * interleaved with other threads' lines. */
+void gw_log_write_lines(const char *p, size_t len);
+
 /* For tests and fuzzers only: lines go to f (fwrite + fflush, one fwrite per line) instead
  * of stderr; NULL restores stderr (one write(2) per line on fd 2, so threads never interleave).
  * Not meant to be switched while other threads log. */

@@ -98,6 +98,30 @@ static void test_syntaxes(void)
     CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-retryBodyLimit=2000000000")), GW_EINVAL);
 }
 
+/* -accessLog: Go's boolean flag syntax (alone = true, never takes the next argument). */
+static void test_bool_flag(void)
+{
+    gw_flags_t f;
+    char err[256];
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-proxyPort=9000")), 0);
+    CHECK_EQ_INT(f.access_log, 1);
+    gw_flags_free(&f);
+    static const char *const off[] = {"-accessLog=false", "--accessLog=0", "-accessLog=F", "-accessLog=FALSE"};
+    for (size_t i = 0; i < GW_ARRAY_SIZE(off); i++) {
+        CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS(off[i])), 0);
+        CHECK_EQ_INT(f.access_log, 0);
+        gw_flags_free(&f);
+    }
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-accessLog=false", "-accessLog", "-proxyPort", "9001")), 0);
+    CHECK_EQ_INT(f.access_log, 1);
+    CHECK_EQ_INT(f.proxy_port, 9001);
+    gw_flags_free(&f);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-accessLog=yes")), GW_EINVAL);
+    CHECK(strstr(err, "accessLog") != NULL);
+    /* alone, it does not swallow the next word: "false" is then a stray argument */
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-accessLog", "false")), GW_EINVAL);
+}
+
 static void test_values(void)
 {
     gw_flags_t f;
@@ -245,6 +269,7 @@ int main(void)
 {
     GW_RUN(test_defaults);
     GW_RUN(test_syntaxes);
+    GW_RUN(test_bool_flag);
     GW_RUN(test_values);
     GW_RUN(test_help);
     GW_RUN(test_errors);
