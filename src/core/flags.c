@@ -53,6 +53,8 @@ static const flag_def_t flag_defs[] = {
     {"shutdownGrace", FLAG_INT, F_OFF(shutdown_grace), 0, 3600, "30",
      "seconds in-flight requests get to finish after SIGTERM"},
     {"listenAddress", FLAG_STR, F_OFF(listen_address), 0, 0, "", "address all three ports listen on; empty: every IPv6 and IPv4 address"},
+    {"tunnelIdleTimeout", FLAG_INT, F_OFF(tunnel_idle_timeout), 1, 604800, "3600",
+     "seconds a protocol-upgrade tunnel (e.g. WebSocket) may carry no byte either way before it is closed"},
     {"accessLog", FLAG_BOOL, F_OFF(access_log), 0, 0, "true",
      "one JSON line per request at info level (-accessLog=false turns it off)"},
     {"retryBodyLimit", FLAG_INT, F_OFF(retry_body_limit), 0, 1024 * 1024 * 1024, "1048576",
@@ -81,6 +83,7 @@ static void set_defaults(gw_flags_t *f)
     f->shutdown_grace = 30;
     f->listen_address = gw_strdup("");
     f->access_log = 1;
+    f->tunnel_idle_timeout = 3600;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -21,6 +21,7 @@ typedef struct {
     char *listen_address;       /* listenAddress, "" = all addresses: "::" dual-stack, else 0.0.0.0 */
     int retry_body_limit;       /* retryBodyLimit, 1 MiB: request body bytes kept for a resend */
     int access_log;             /* accessLog, true: one JSON line per request at info */
+    int tunnel_idle_timeout;    /* tunnelIdleTimeout, 3600 (seconds of silence before a tunnel closes) */
 } gw_flags_t;
 
 /* Fills f with defaults, then applies argv. Accepts -name=value, --name=value, -name value,

@@ -48,8 +48,13 @@ typedef struct {
  *              resend is still possible (replayable).
  * PX_STREAM    the response head went to the client (held_head may wait for the first body
  *              bytes); the body streams; no resend of any kind is possible any more.
+ * PX_TUNNEL    the upstream switched protocols (101) for the caller's Upgrade: the client
+ *              connection is a raw tunnel (gw_request_tunnel), bytes are relayed both ways with
+ *              the same backpressure, the timer bounds idleness by --tunnelIdleTimeout; the
+ *              client's half-close is passed on (gw_client_shutdown), the upstream's close ends
+ *              both. The upstream connection is never pooled.
  * A 401/403 in PX_UPSTREAM may send the request back to PX_CREDS once (§6.8). */
-typedef enum { PX_ROUTE, PX_CREDS, PX_UPSTREAM, PX_STREAM } px_phase_t;
+typedef enum { PX_ROUTE, PX_CREDS, PX_UPSTREAM, PX_STREAM, PX_TUNNEL } px_phase_t;
 
 typedef struct {
     gw_request_t *req;           /* NULL once the client side is finished or gone */
@@ -82,6 +87,8 @@ typedef struct {
     bool is_head;
     bool up_paused;
     uint64_t last_up_ms;         /* PX_STREAM: loop time of the last response bytes */
+    uint64_t last_client_ms;     /* PX_TUNNEL: loop time of the last bytes from the client */
+    gw_str_t upgrade;            /* the caller's Upgrade value (it asked for a protocol switch) */
     int retries;
     int status;                  /* status sent to the client */
     bool accounted;              /* counted for /metrics and access-logged (once, at the end) */
@@ -99,6 +106,8 @@ static void proxy_start(proxy_t *px);
 static void start_proxy_timer(proxy_t *px);
 static void on_creds(gw_cred_wait_t *w, int status, const char *error);
 static void on_app_fetched(gw_ondemand_wait_t *w, int status, const char *error);
+static void tunnel_inactivity(proxy_t *px);
+static int switch_protocols(proxy_t *px, const gw_resp_head_t *h);
 
 /* ---------- lifetime ---------- */
 
@@ -342,6 +351,23 @@ static bool caller_has_header(const gw_req_head_t *h, const char *name)
     return gw_http_find_header(h->headers, h->nheaders, name) != NULL;
 }
 
+/* The caller's Upgrade value when it asks for a protocol switch (Connection lists "upgrade",
+ * an Upgrade header is there, and there is no request body), else empty. */
+static gw_str_t upgrade_asked(const gw_request_t *req)
+{
+    const gw_req_head_t *h = &req->head;
+    if (req->body_kind != GW_BODY_NONE) return (gw_str_t){0};
+    const gw_header_t *up = gw_http_find_header(h->headers, h->nheaders, "upgrade");
+    if (!up || !up->value.n) return (gw_str_t){0};
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (!GW_STR_IEQ_LIT(h->headers[i].name, "connection")) continue;
+        gw_str_t rest = h->headers[i].value, e;
+        while (gw_str_next_token(&rest, &e))
+            if (GW_STR_IEQ_LIT(e, "upgrade")) return up->value;
+    }
+    return (gw_str_t){0};
+}
+
 static bool has_csrf(const gw_api_t *api) { return api->csrf_url && api->csrf_url[0]; }
 
 /* The request head for the upstream (GW_EPATH_ESCAPES when TARGET_PATH would climb above the
@@ -409,6 +435,11 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
         rc |= gw_buf_append(o, ": ", 2);
         rc |= gw_buf_append(o, v.p, v.n);
         rc |= gw_buf_append(o, "\r\n", 2);
+    }
+    if (px->upgrade.n) { /* the two hop-by-hop headers an upgrade needs on the next hop */
+        rc |= gw_buf_puts(o, "Connection: Upgrade\r\nUpgrade: ");
+        rc |= gw_buf_append(o, px->upgrade.p, px->upgrade.n);
+        rc |= gw_buf_puts(o, "\r\n");
     }
     if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
     rc |= gw_buf_puts(&xff, req->peer_ip);
@@ -543,6 +574,7 @@ static void route(gw_request_t *req, proxy_t *px)
     px->need_token = !access_token && gw_api_needs_token(api);
     px->target_path = rest;
     px->query = query;
+    px->upgrade = upgrade_asked(req);
     size_t plen = (size_t)(seg[nseg - 1].p + seg[nseg - 1].n - path.p);
     const char *pstart = path.p;
     while (plen && *pstart == '/') {
@@ -653,6 +685,10 @@ static void on_proxy_timeout(uv_timer_t *t)
         body_inactivity(px);
         return;
     }
+    if (px->phase == PX_TUNNEL) {
+        tunnel_inactivity(px);
+        return;
+    }
     if (px->phase == PX_ROUTE) {
         gw_ondemand_cancel(&px->app_wait);
         gw_log(GW_LOG_WARN, "timed out waiting for the Application from the Kubernetes API", "request_id", rid(px), NULL);
@@ -733,6 +769,7 @@ static void proxy_connect(proxy_t *px)
     int rc = gw_client_start(w->pool, &px->api->target, px->api->skip_verify, px->api->tls_ctx, px->up_head.base,
                              px->up_head.len, req->body_kind != GW_BODY_NONE, px->is_head, &cl_cb, px, &px->cl);
     px->up_reused = rc == GW_OK;
+    if (px->upgrade.n) gw_client_allow_upgrade(px->cl);
     bool fits = req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
     px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
     gw_upstats_t *u = px->api->host_series ? gw_series_up(px->api->host_series, w->id) : NULL;
@@ -902,6 +939,7 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
     px->resp_head_seen = true;
     px->up_ns = uv_hrtime() - px->up_start_ns;
     px->up_status = h->status;
+    if (h->status == 101) return switch_protocols(px, h);
     if ((h->status == 401 || h->status == 403) && px->req && auth_retry_possible(px) &&
         (!px->body_started || px->replayable)) {
         auth_retry(px, h->status);
@@ -990,12 +1028,94 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     fail_request(px, 502, GW_OUTCOME_UPSTREAM_ERROR, NULL);
 }
 
+/* ---------- protocol upgrades (WebSocket and the like) ---------- */
+
+/* The tunnel must stay quiet for --tunnelIdleTimeout (both directions) before it is closed;
+ * the timer is re-armed lazily, not on every read. */
+static void tunnel_inactivity(proxy_t *px)
+{
+    uint64_t limit = (uint64_t)px->worker->flags->tunnel_idle_timeout * 1000, now = uv_now(&px->worker->loop);
+    uint64_t last = GW_MAX(px->last_up_ms, px->last_client_ms);
+    if (px->up_paused) last = now; /* we stopped reading: not the peers' fault */
+    if (now - last < limit) {
+        uv_timer_start(&px->timer, on_proxy_timeout, limit - (now - last), 0);
+        return;
+    }
+    gw_log(GW_LOG_INFO, "tunnel idle, closing it", "upstream", px->api->target.host_header, "request_id", rid(px),
+           NULL);
+    abort_both(px, GW_OUTCOME_TIMEOUT);
+}
+
+static void tunnel_from_client(proxy_t *px, gw_block_t *b, size_t off, size_t len, bool last)
+{
+    px->last_client_ms = uv_now(&px->worker->loop);
+    if (!px->cl) return;
+    if (len) send_body_piece(px, b, off, len);
+    if (last) gw_client_shutdown(px->cl); /* the client's half-close, passed on */
+}
+
+/* The upstream answered the caller's Upgrade with 101: pass the switch on and become a tunnel
+ * (Go's ReverseProxy does the same, including its check of the protocol). */
+static int switch_protocols(proxy_t *px, const gw_resp_head_t *h)
+{
+    gw_request_t *req = px->req;
+    const gw_header_t *up = gw_http_find_header(h->headers, h->nheaders, "upgrade");
+    if (!up || !gw_str_ieq(up->value, px->upgrade.p, px->upgrade.n)) {
+        gw_log(GW_LOG_WARN, "upstream switched to another protocol than the one asked for", "upstream",
+               px->api->target.host_header, "request_id", rid(px), NULL);
+        count_up_error(px, false);
+        fail_request(px, 502, GW_OUTCOME_UPSTREAM_ERROR, NULL);
+        return GW_DECLINED;
+    }
+    if (!req) return GW_DECLINED;
+    gw_buf_t o;
+    gw_buf_init(&o, RESP_HEAD_OUT_MAX);
+    int rc = gw_buf_puts(&o, "HTTP/1.1 101 Switching Protocols\r\n");
+    conn_hops_t hops;
+    conn_hops_init(&hops, h->headers, h->nheaders);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        gw_str_t n = h->headers[i].name, v = h->headers[i].value;
+        if (is_hop(&hops, n) || GW_STR_IEQ_LIT(n, "x-request-id") || GW_STR_IEQ_LIT(n, "content-length")) continue;
+        rc |= gw_buf_append(&o, n.p, n.n);
+        rc |= gw_buf_append(&o, ": ", 2);
+        rc |= gw_buf_append(&o, v.p, v.n);
+        rc |= gw_buf_append(&o, "\r\n", 2);
+    }
+    rc |= gw_buf_puts(&o, "Connection: Upgrade\r\nUpgrade: ");
+    rc |= gw_buf_append(&o, up->value.p, up->value.n);
+    rc |= gw_buf_puts(&o, "\r\nX-Request-Id: ");
+    rc |= gw_buf_append(&o, req->request_id, req->request_id_len);
+    rc |= gw_buf_puts(&o, "\r\n\r\n");
+    if (rc) {
+        gw_buf_free(&o);
+        fail_request(px, 502, GW_OUTCOME_GATEWAY_ERROR, NULL);
+        return GW_DECLINED;
+    }
+    drop_sent(px);
+    px->replayable = false;
+    px->resp_head_seen = true;
+    px->status = 101;
+    px->client_close = true; /* the connection ends with the tunnel */
+    px->phase = PX_TUNNEL;
+    gw_request_write_copy(req, o.base, o.len);
+    gw_buf_free(&o);
+    gw_request_tunnel(req);
+    px->last_up_ms = px->last_client_ms = uv_now(&px->worker->loop);
+    uv_timer_stop(&px->timer);
+    tunnel_inactivity(px);
+    return GW_OK;
+}
+
 /* ---------- client side ---------- */
 
 static void on_body(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bool last)
 {
     proxy_t *px = req->data;
     if (!px) return;
+    if (px->phase == PX_TUNNEL) {
+        tunnel_from_client(px, b, off, len, last);
+        return;
+    }
     if (last) {
         px->body_all_received = true;
         if (px->connected && px->phase != PX_STREAM) start_proxy_timer(px);

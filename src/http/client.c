@@ -30,6 +30,8 @@ struct gw_client_s {
     bool body_done;                /* the response is complete */
     bool keepalive;                /* the upstream allows another request on the connection */
     bool decode;                   /* deliver a chunked body decoded */
+    bool upgrade_ok;               /* a 101 is the answer to a protocol upgrade we asked for */
+    bool tunnel;                   /* after that 101: raw bytes both ways until a close */
     bool dead;                     /* the exchange is over; freed when no callback is running */
     int busy;                      /* callbacks into the caller on the stack */
     gw_buf_t resp_buf;             /* partial response head */
@@ -122,6 +124,17 @@ void gw_client_resume(gw_client_t *c)
 }
 
 void gw_client_decode_chunked(gw_client_t *c) { c->decode = true; }
+
+void gw_client_allow_upgrade(gw_client_t *c) { c->upgrade_ok = true; }
+
+int gw_client_shutdown(gw_client_t *c)
+{
+    if (!c->up || c->write_failed) return UV_EPIPE;
+    int rc = flush_head(c);
+    if (rc == 0) rc = gw_upconn_shutdown(c->up);
+    if (rc < 0) c->write_failed = true;
+    return rc;
+}
 
 /* ---------- upstream events ---------- */
 
@@ -231,12 +244,12 @@ static void up_data(void *ud, gw_block_t *b, size_t off, size_t len)
                 fail(c, GW_CLIENT_EMALFORMED, 0, "response head too large");
             goto out;
         }
-        if (rc < 0 || h.status == 101) {
+        if (rc < 0 || (h.status == 101 && !c->upgrade_ok)) {
             fail(c, GW_CLIENT_EMALFORMED, 0, rc < 0 ? "malformed response head" : "unexpected 101 response");
             goto out;
         }
         size_t from_block = (size_t)rc - before;
-        if (h.status < 200) {
+        if (h.status < 200 && h.status != 101) {
             /* Interim response: skip it (a 100-continue is the gateway's own business). */
             if (before) {
                 gw_buf_consume(&c->resp_buf, (size_t)rc);
@@ -251,7 +264,12 @@ static void up_data(void *ud, gw_block_t *b, size_t off, size_t len)
             }
             continue;
         }
-        if (gw_http_response_framing(&h, c->head_request, &c->kind, &c->left) != GW_OK) {
+        if (h.status == 101) {
+            /* Switching protocols: what follows is the new protocol's, until a close. */
+            c->tunnel = true;
+            c->kind = GW_BODY_EOF;
+            c->left = 0;
+        } else if (gw_http_response_framing(&h, c->head_request, &c->kind, &c->left) != GW_OK) {
             fail(c, GW_CLIENT_EMALFORMED, 0, "invalid response framing");
             goto out;
         }

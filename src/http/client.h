@@ -23,7 +23,7 @@ typedef enum {
     GW_CLIENT_ECONNECT = 1, /* DNS, TCP connect or TLS handshake failed; nothing was sent */
     GW_CLIENT_ECLOSED,      /* closed or reset before any response byte (a resend may work) */
     GW_CLIENT_ELOST,        /* closed or reset in the middle of the response head */
-    GW_CLIENT_EMALFORMED,   /* the response head or its framing is invalid (or a 101) */
+    GW_CLIENT_EMALFORMED,   /* the response head or its framing is invalid (or an unasked 101) */
     GW_CLIENT_EBODY,        /* the body broke off or its chunked framing is invalid */
 } gw_client_err_t;
 
@@ -78,6 +78,15 @@ void gw_client_resume(gw_client_t *c);
 
 /* From on_head: deliver a chunked body decoded (for HTTP/1.0 callers). */
 void gw_client_decode_chunked(gw_client_t *c);
+
+/* The request asks for a protocol upgrade: a 101 answer is then delivered through on_head
+ * (otherwise it is GW_CLIENT_EMALFORMED), and everything after it arrives through on_body as
+ * a close-delimited body (done when the upstream closes), while gw_client_send keeps sending
+ * the caller's bytes. The connection is never pooled. */
+void gw_client_allow_upgrade(gw_client_t *c);
+/* Half-close towards the upstream (flushing a held head first): nothing more is sent, the
+ * response keeps arriving. Returns like gw_client_send. */
+int gw_client_shutdown(gw_client_t *c);
 
 /* Ends the exchange now (the connection is closed, never pooled); no callback follows. May be
  * called from inside a callback. */

@@ -26,6 +26,7 @@ typedef enum {
     CONN_IDLE = 0,   /* waiting for the first byte of a request */
     CONN_HEAD,       /* part of a head received */
     CONN_REQUEST,    /* a request is with the handler */
+    CONN_TUNNEL,     /* after a protocol switch: raw bytes go to the handler until a close */
     CONN_CLOSING,
 } conn_state_t;
 
@@ -61,6 +62,7 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len);
 static void set_timer(gw_conn_t *c, uint64_t ms, bool request_timeout);
 
 static void read_start(gw_conn_t *c);
+static void read_stop(gw_conn_t *c);
 
 static void conn_unlink(gw_conn_t *c)
 {
@@ -301,6 +303,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (c->shutdown_done) close_handles(c);
             return;
         }
+        if (c->state == CONN_TUNNEL && nread == UV_EOF && c->req) {
+            /* Half-close: the client sends no more, but may still receive. */
+            read_stop(c);
+            c->listener->handler->on_body(c->req, NULL, 0, 0, true);
+            return;
+        }
         /* Client closed or reset: whatever it was doing is over. */
         conn_close(c, c->req == NULL && nread == UV_EOF);
         return;
@@ -335,6 +343,16 @@ static void on_timer(uv_timer_t *t)
     gw_conn_t *c = t->data;
     if (c->resume_scheduled) {
         c->resume_scheduled = false;
+        if (c->state == CONN_TUNNEL && c->req && c->pending.len) {
+            /* Bytes the client sent right behind its upgrade request. */
+            size_t n = c->pending.len;
+            gw_block_t *b = gw_block_alloc(n);
+            memcpy(b->data, c->pending.base, n);
+            gw_buf_reset(&c->pending);
+            process(c, b, 0, n);
+            gw_block_unref(b);
+            return;
+        }
         if (c->state != CONN_IDLE || !c->pending.len) return;
         /* Parse pipelined bytes left over from the previous request. */
         size_t n = c->pending.len;
@@ -486,6 +504,11 @@ static int parse_head_status(int rc)
 
 static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
 {
+    if (c->state == CONN_TUNNEL) {
+        c->req->body_bytes += len;
+        c->listener->handler->on_body(c->req, b, off, len, false);
+        return;
+    }
     while (len > 0 && c->state != CONN_CLOSING) {
         if (c->state == CONN_IDLE || c->state == CONN_HEAD) {
             gw_req_head_t head;
@@ -584,6 +607,20 @@ void gw_request_finish(gw_request_t *req, bool reuse)
         uv_timer_start(&c->timer, on_timer, 0, 0);
     } else {
         set_timer(c, GW_IDLE_TIMEOUT_MS, false);
+    }
+}
+
+void gw_request_tunnel(gw_request_t *req)
+{
+    gw_conn_t *c = req->conn;
+    c->state = CONN_TUNNEL;
+    c->timer_is_request = false;
+    uv_timer_stop(&c->timer);
+    c->body_paused = false;
+    read_start(c);
+    if (c->pending.len) {
+        c->resume_scheduled = true;
+        uv_timer_start(&c->timer, on_timer, 0, 0);
     }
 }
 

@@ -111,6 +111,13 @@ void gw_request_resume_body(gw_request_t *req);
  * (when the body was read completely and the server is not draining), otherwise it is closed
  * after the queued bytes are written. req is freed; do not touch it afterwards. */
 void gw_request_finish(gw_request_t *req, bool reuse);
+/* After the handler queued a 101 (Switching Protocols) head: the connection stops speaking
+ * HTTP. Every byte the client sends from now on (including bytes it sent right behind the
+ * request) goes to on_body with last false; the client's half-close is on_body(len 0, last
+ * true), after which the connection stays open for writing. No server timeout applies any
+ * more (the handler bounds idleness). End it with gw_request_finish(req, false) (queued bytes
+ * are flushed, then FIN) or gw_request_abort. */
+void gw_request_tunnel(gw_request_t *req);
 /* Closes the connection now (e.g. the upstream broke after the response head was sent).
  * on_abort is NOT called. req is freed. */
 void gw_request_abort(gw_request_t *req);

@@ -249,6 +249,13 @@ int gw_tls_write(gw_tls_t *t, const char *data, size_t len)
     return GW_OK;
 }
 
+void gw_tls_shutdown(gw_tls_t *t)
+{
+    /* Queues our close_notify; reading goes on until the peer's (half-close). */
+    if (!(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN)) (void)SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
 size_t gw_tls_pending_out(gw_tls_t *t) { return BIO_ctrl_pending(t->wbio); }
 
 size_t gw_tls_take_out(gw_tls_t *t, char *buf, size_t cap)

@@ -57,6 +57,8 @@ int gw_tls_write(gw_tls_t *t, const char *data, size_t len);
 
 /* Outgoing ciphertext waiting to be sent. Takes up to cap bytes into buf; returns count. */
 size_t gw_tls_pending_out(gw_tls_t *t);
+/* Queues a close_notify (our half-close) in the output; reading may go on. */
+void gw_tls_shutdown(gw_tls_t *t);
 size_t gw_tls_take_out(gw_tls_t *t, char *buf, size_t cap);
 
 /* Human-readable reason for the last failure (static or owned by t). */

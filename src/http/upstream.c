@@ -62,6 +62,8 @@ struct gw_upconn_s {
     bool tcp_inited;     /* tcp handle is open (needs uv_close) */
     bool write_failed;   /* a write failed: nothing more is sent; reading goes on until close */
     bool retry_closing;  /* tcp is closing to retry the next address */
+    bool shut;           /* our write side is shut (gw_upconn_shutdown); never pooled again */
+    uv_shutdown_t shutdown_req;
     int handles_open;
     int pending_status;  /* failure to report from the loop (fail_async) */
     const char *pending_reason;
@@ -302,6 +304,23 @@ int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen
     char *copy = gw_malloc(hlen ? hlen : 1);
     memcpy(copy, head, hlen);
     return raw_writev(c, copy, hlen, len ? gw_block_ref(b) : NULL, len ? b->data + off : NULL, len);
+}
+
+static void on_up_shutdown(uv_shutdown_t *s, int status)
+{
+    (void)s;
+    (void)status; /* a failure shows up on the read side */
+}
+
+int gw_upconn_shutdown(gw_upconn_t *c)
+{
+    if (c->state != UP_ACTIVE || c->write_failed || c->shut) return UV_EPIPE;
+    c->shut = true;
+    if (c->tls) {
+        gw_tls_shutdown(c->tls);
+        if (tls_flush(c) < 0) return UV_EPIPE;
+    }
+    return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_up_shutdown);
 }
 
 size_t gw_upconn_write_queue(const gw_upconn_t *c)
@@ -696,7 +715,7 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
     if (c->state != UP_ACTIVE) return;
     gw_upstream_pool_t *p = c->pool;
     pool_key_t *k = c->pk;
-    if (!reusable || c->write_failed || p->freeing || k->nidle >= POOL_MAX_IDLE_PER_KEY ||
+    if (!reusable || c->write_failed || c->shut || p->freeing || k->nidle >= POOL_MAX_IDLE_PER_KEY ||
         uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
         up_close(c);
         return;

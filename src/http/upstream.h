@@ -65,6 +65,9 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len);
 int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen, gw_block_t *b, size_t off,
                                    size_t len);
 size_t gw_upconn_write_queue(const gw_upconn_t *c);
+/* Half-close: no more bytes go to the upstream (TLS close_notify, then FIN after the queued
+ * writes); reading goes on. The connection is never pooled afterwards. */
+int gw_upconn_shutdown(gw_upconn_t *c);
 
 /* Stop / resume reading from the upstream (backpressure towards the client). */
 void gw_upconn_pause(gw_upconn_t *c);
