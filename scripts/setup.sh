@@ -19,6 +19,7 @@ PKGS=(
   clang libclang-rt-14-dev                  # libFuzzer + sanitizer runtimes
   python3 python3-pytest python3-requests python3-yaml   # end-to-end tests
   nginx-light haproxy wrk curl openssl procps   # test/benchmark peers and tools
+  squid                                     # forward proxy of the egress proxy tests
 )
 mode=all
 case "${1:-}" in
