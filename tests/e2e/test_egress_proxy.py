@@ -406,3 +406,122 @@ def test_bad_proxy_url_stops_the_start(tmp_path_factory, certs, var, value, why)
     text = g.log_text()
     assert "invalid egress proxy configuration" in text and why in text and var in text, text
     assert PX_PASS not in text, text
+
+
+# --------------------------------------------------------------------------- a misbehaving proxy
+
+class FakeProxy:
+    """A raw TCP 'proxy' on 127.0.0.1 that reads one request head per connection, keeps it, and
+    answers with self.answer (bytes, or None: close at once; "hang": say nothing)."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.answer = None
+        self.heads = []
+        self.conns = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        c.settimeout(20)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                b = c.recv(4096)
+                if not b:
+                    return
+                data += b
+            self.heads.append(data.split(b"\r\n\r\n")[0].decode("latin-1"))
+            if self.answer == "hang":
+                self.stopped.wait(20)
+                return
+            if self.answer is not None:
+                c.sendall(self.answer)
+        except OSError:
+            pass
+        finally:
+            if self.answer != "hang":
+                try:
+                    c.close()
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.stopped.set()
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def fake_proxy():
+    p = FakeProxy()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_gw(tmp_path_factory, certs, auth_certs, fake_proxy, upstream, tls_target, authmock, closed_port):
+    workdir = str(tmp_path_factory.mktemp("egress-fake"))
+    cfg = os.path.join(workdir, "config")
+    os.makedirs(cfg, exist_ok=True)
+    H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), _apps(upstream, tls_target, authmock, closed_port))
+    H.write_yaml_docs(os.path.join(cfg, "secrets.yaml"), _secrets(auth_certs))
+    env = {"SSL_CERT_FILE": certs["ca.pem"], "HTTP_PROXY": "", "NO_PROXY": "", "http_proxy": "", "no_proxy": "",
+           "HTTPS_PROXY": "http://%s:%s@127.0.0.1:%d" % (PX_USER, PX_PASS, fake_proxy.port), "https_proxy": ""}
+    g = H.Gateway(cfg, os.path.join(workdir, "appgw.stderr"), env=env, flags={"proxyTimeout": 2})
+    yield g
+    _close(g)
+
+
+def test_connect_request_bytes(fake_gw, fake_proxy, tls_target):
+    fake_proxy.answer = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+    n = len(fake_proxy.heads)
+    r = H.get(fake_gw.proxy, "/eg/tls/x")
+    assert r.status == 502, r
+    head = fake_proxy.heads[n]
+    auth = base64.b64encode(("%s:%s" % (PX_USER, PX_PASS)).encode()).decode()
+    assert head.split("\r\n") == ["CONNECT %s:%d HTTP/1.1" % (NAME, tls_target.port),
+                                  "Host: %s:%d" % (NAME, tls_target.port),
+                                  "Proxy-Authorization: Basic " + auth], head
+    H.wait_for(lambda: "proxy refused CONNECT: 407 Proxy Authentication Required" in fake_gw.log_text(), 5)
+    assert "proxy refused CONNECT: 407 Proxy Authentication Required" in fake_gw.log_text()
+
+
+@pytest.mark.parametrize("answer,reason", [
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "malformed CONNECT response"),
+    (b"HTTP/1.1 200 OK\r\n\r\nEARLY", "unexpected bytes after the CONNECT response"),
+    (None, "closed the connection before answering CONNECT"),
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20000, "CONNECT response head too large"),
+])
+def test_bad_connect_answers_are_502_with_the_reason(fake_gw, fake_proxy, answer, reason):
+    fake_proxy.answer = answer
+    r = H.get(fake_gw.proxy, "/eg/tls/x")
+    assert r.status == 502, r
+    H.wait_for(lambda: reason in fake_gw.log_text(), 5)
+    assert reason in fake_gw.log_text(), fake_gw.log_tail()
+
+
+def test_silent_proxy_is_bounded_by_proxy_timeout(fake_gw, fake_proxy):
+    fake_proxy.answer = "hang"
+    r = H.get(fake_gw.proxy, "/eg/tls/x", timeout=15)
+    assert r.status == 504, r
