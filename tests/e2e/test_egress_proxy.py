@@ -525,3 +525,32 @@ def test_silent_proxy_is_bounded_by_proxy_timeout(fake_gw, fake_proxy):
     fake_proxy.answer = "hang"
     r = H.get(fake_gw.proxy, "/eg/tls/x", timeout=15)
     assert r.status == 504, r
+
+
+# --------------------------------------------------------------------------- Kubernetes API
+
+def test_kubernetes_api_through_the_proxy_tunnel(tmp_path, squid, certs, auth_certs, upstream):
+    """The Kubernetes source (list + watch through libcurl) reaches an API server whose name
+    only squid can resolve: readiness and routing prove the tunnel; squid logs the CONNECT when
+    the gateway stops."""
+    import kube_helpers as K
+    kdir = os.path.join(str(tmp_path), "kubeapi")
+    os.makedirs(kdir)
+    kube = K.KubeAPI(kdir, certs, auth_certs)
+    try:
+        kube.apply(K.echo_app("kp", upstream))
+        kc = os.path.join(str(tmp_path), "kubeconfig")
+        K.write_kubeconfig(kc, "https://%s:%d" % (NAME, kube.https), insecure=True, token=K.TOKEN_A)
+        gw = K.start_gateway(os.path.join(str(tmp_path), "gw"), flags={"kubeConfig": kc},
+                             env={"HTTPS_PROXY": squid.url(), "NO_PROXY": "", "no_proxy": ""})
+        try:
+            gw.wait_ready()
+            r, _ = K.until(K.path_is(gw.proxy, "/kp/echo/x", "/kp/x"), 10 * H.SLOW)
+            assert r, gw.log_tail()
+        finally:
+            gw.close(extra_secrets=PX_SECRETS)
+        want = "CONNECT %s:%d %s" % (NAME, kube.https, PX_USER)
+        H.wait_for(lambda: want in squid.access(), 10)
+        assert want in squid.access(), squid.access()[-2000:]
+    finally:
+        kube.stop()
