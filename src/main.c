@@ -16,6 +16,7 @@
 #include "core/series.h"
 #include "core/worker.h"
 #include "gateway/proxy.h"
+#include "http/egress.h"
 #include "http/server.h"
 #include "registry/kubeconfig.h"
 #include "registry/source_files.h"
@@ -188,6 +189,10 @@ int main(int argc, char **argv)
         return 2;
     }
     gw_log_set_level(flags.log_level);
+    if (gw_egress_init(err, sizeof(err)) != GW_OK) { /* HTTP(S)_PROXY / NO_PROXY, once */
+        gw_log(GW_LOG_FATAL, "invalid egress proxy configuration", "reason", err, NULL);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
 

@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include "http/egress.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/common.h"
@@ -245,6 +246,24 @@ void gw_ctl_shutdown(void)
     curl_global_cleanup();
 }
 
+/* The egress proxy by our own (Go's) rules, never curl's environment handling: "" for a direct
+ * request; https goes through a CONNECT tunnel, http in absolute-form. */
+static void set_proxy(CURL *e, const char *url)
+{
+    const gw_proxy_t *px = gw_egress_proxy_for_url(gw_egress_global(), url);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    curl_easy_setopt(e, CURLOPT_PROXY, px ? px->url : "");
+    if (!px) return;
+    curl_easy_setopt(e, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
+    curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, strncasecmp(url, "https:", 6) == 0 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    if (px->username) {
+        curl_easy_setopt(e, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(e, CURLOPT_PROXYUSERNAME, px->username);
+        curl_easy_setopt(e, CURLOPT_PROXYPASSWORD, px->password ? px->password : "");
+    }
+}
+
 static int set_blob(CURL *e, CURLoption opt, const char *pem)
 {
     const char *b = strstr(pem, "-----BEGIN");
@@ -278,7 +297,7 @@ int gw_ctl_fetch(const gw_ctl_request_t *rq, gw_ctl_cb cb, void *ud, gw_ctl_xfer
     bad |= curl_easy_setopt(e, CURLOPT_URL, rq->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment (not yet supported) */
+    set_proxy(e, rq->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);

@@ -16,6 +16,7 @@
 #include "gateway/rewrite.h"
 #include "registry/ondemand.h"
 #include "http/client.h"
+#include "http/egress.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -388,6 +389,11 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
 
     int rc = gw_buf_append(o, h->method.p, h->method.n);
     rc |= gw_buf_append(o, " ", 1);
+    bool via_proxy = api->target.proxy && !api->target.https; /* egress proxy, plain http */
+    if (via_proxy) { /* absolute-form request line for the forward proxy (https tunnels instead) */
+        rc |= gw_buf_puts(o, "http://");
+        rc |= gw_buf_puts(o, api->target.host_header);
+    }
     size_t path_start = o->len;
     int prc = gw_append_upstream_path(o, api->target.path, target_path, api->encode_url);
     if (prc == GW_EPATH_ESCAPES) return prc;
@@ -403,6 +409,11 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
     rc |= gw_buf_puts(o, " HTTP/1.1\r\nHost: ");
     rc |= gw_buf_puts(o, api->target.host_header);
     rc |= gw_buf_puts(o, "\r\n");
+    if (via_proxy && api->target.proxy->authorization) {
+        rc |= gw_buf_puts(o, "Proxy-Authorization: ");
+        rc |= gw_buf_puts(o, api->target.proxy->authorization);
+        rc |= gw_buf_puts(o, "\r\n");
+    }
 
     bool replace_auth = access_token != NULL || api->cred_type == GW_CRED_BASIC || cv->authorization.n;
     gw_buf_t xff;

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/egress.h"
+#include "http/parser.h"
 #include "http/tls.h"
 #include "http/writeq.h"
+#include "util/buf.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -17,10 +20,12 @@
 #define POOL_IDLE_TIMEOUT_MS (30 * 1000)
 #define DNS_TTL_MS 5000
 #define DNS_MAX_ADDRS 4
+#define CONNECT_RESPONSE_MAX (16 * 1024) /* a proxy's answer to CONNECT */
 
 typedef enum {
     UP_RESOLVING,
     UP_CONNECTING,
+    UP_PROXY_CONNECT, /* CONNECT sent to the egress proxy, waiting for its answer */
     UP_HANDSHAKE,
     UP_ACTIVE,
     UP_IDLE,
@@ -37,8 +42,9 @@ typedef struct dns_entry_s {
 
 typedef struct pool_key_s {
     struct pool_key_s *next;
-    char *hostname;      /* (https, hostname, port, verify, client identity) identify a pool */
+    char *hostname;      /* (proxy, https, hostname, port, verify, client identity) identify a pool */
     uint16_t port;
+    const gw_proxy_t *proxy; /* egress proxy the connections go through; NULL: direct */
     bool https, verify;
     uint8_t ident[32];   /* gw_tls_ctx_id of the client certificate; zero: none */
     gw_upconn_t *idle;   /* LIFO list of idle connections */
@@ -70,8 +76,12 @@ struct gw_upconn_s {
     gw_tls_t *tls;
     const gw_upconn_cb_t *cb;
     void *ud;
-    char *hostname;
+    char *hostname;      /* what is resolved and connected to: the target, or its egress proxy */
     uint16_t port;
+    const gw_proxy_t *proxy;
+    char *connect_head;  /* the CONNECT request for the proxy (https through a proxy), until sent */
+    gw_buf_t connect_resp; /* the proxy's answer to CONNECT, until complete */
+    char reason[160];    /* a failure text built here (proxy refusals) */
     struct sockaddr_storage addrs[DNS_MAX_ADDRS];
     int naddrs, addr_idx;
 };
@@ -88,6 +98,7 @@ struct gw_upstream_pool_s {
 
 static void up_close(gw_upconn_t *c);
 static void start_connect(gw_upconn_t *c);
+static void start_tls_or_connected(gw_upconn_t *c);
 
 static const uint8_t no_ident[32];
 
@@ -100,14 +111,15 @@ static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool ve
     h = (h ^ ident[0]) * 16777619u;
     h %= POOL_BUCKETS;
     for (pool_key_t *k = p->buckets[h]; k; k = k->next)
-        if (k->port == t->port && k->https == t->https && k->verify == verify && strcmp(k->hostname, t->hostname) == 0 &&
-            memcmp(k->ident, ident, 32) == 0)
+        if (k->port == t->port && k->https == t->https && k->verify == verify && k->proxy == t->proxy &&
+            strcmp(k->hostname, t->hostname) == 0 && memcmp(k->ident, ident, 32) == 0)
             return k;
     pool_key_t *k = gw_calloc(1, sizeof(*k));
     k->hostname = gw_strdup(t->hostname);
     k->port = t->port;
     k->https = t->https;
     k->verify = verify;
+    k->proxy = t->proxy;
     memcpy(k->ident, ident, 32);
     k->next = p->buckets[h];
     p->buckets[h] = k;
@@ -170,6 +182,8 @@ static void on_up_handle_closed(uv_handle_t *h)
     gw_upstream_pool_t *p = c->pool;
     gw_tls_free(c->tls);
     free(c->hostname);
+    free(c->connect_head);
+    gw_buf_free(&c->connect_resp);
     free(c);
     p->live--;
     if (p->counters) GW_COUNT(p->counters, upstream_open, (uint64_t)-1);
@@ -358,6 +372,8 @@ static void deliver_tls(gw_upconn_t *c)
     if (c->state == UP_ACTIVE) tls_flush(c);
 }
 
+static void proxy_connect_read(gw_upconn_t *c, const char *p, size_t n);
+
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     gw_upconn_t *c = s->data;
@@ -370,6 +386,12 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (b) gw_block_unref(b);
         if (c->state == UP_IDLE) {
             up_close(c);
+            return;
+        }
+        if (c->state == UP_PROXY_CONNECT) {
+            snprintf(c->reason, sizeof(c->reason), "proxy %s closed the connection before answering CONNECT: %s",
+                     c->proxy->url, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+            fail_user(c, nread == UV_EOF ? UV_ECONNRESET : (int)nread, c->reason);
             return;
         }
         fail_user(c, nread == UV_EOF ? 0 : (int)nread, nread == UV_EOF ? "connection closed" : uv_strerror((int)nread));
@@ -390,6 +412,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         gw_block_unref(b);
         if (!keep) up_close(c);
+        return;
+    }
+    if (c->state == UP_PROXY_CONNECT) {
+        proxy_connect_read(c, b->data, (size_t)nread);
+        gw_block_unref(b);
         return;
     }
     if (c->tls) {
@@ -492,10 +519,35 @@ static void on_tcp_connect(uv_connect_t *req, int status)
             uv_close((uv_handle_t *)&c->tcp, on_retry_closed);
             return;
         }
-        fail_user(c, status, uv_strerror(status));
+        if (c->proxy) {
+            snprintf(c->reason, sizeof(c->reason), "cannot reach proxy %s: %s", c->proxy->url, uv_strerror(status));
+            fail_user(c, status, c->reason);
+        } else {
+            fail_user(c, status, uv_strerror(status));
+        }
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (c->connect_head) {
+        /* https through an egress proxy: a tunnel first, then TLS inside it */
+        c->state = UP_PROXY_CONNECT;
+        gw_buf_init(&c->connect_resp, CONNECT_RESPONSE_MAX);
+        int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, c->connect_head, strlen(c->connect_head), c, on_up_write);
+        free(c->connect_head);
+        c->connect_head = NULL;
+        if (rc < 0) {
+            fail_user(c, rc, uv_strerror(rc));
+            return;
+        }
+        up_read_start(c);
+        return;
+    }
+    start_tls_or_connected(c);
+}
+
+/* TCP connected (to the target, or through the proxy's tunnel): TLS handshake or ready. */
+static void start_tls_or_connected(gw_upconn_t *c)
+{
     if (c->tls) {
         c->state = UP_HANDSHAKE;
         up_read_start(c);
@@ -503,6 +555,41 @@ static void on_tcp_connect(uv_connect_t *req, int status)
         return;
     }
     connected(c);
+}
+
+/* The proxy's answer to CONNECT: a complete, valid head with a 2xx status opens the tunnel;
+ * anything else fails the connection with the proxy's status in the reason. */
+static void proxy_connect_read(gw_upconn_t *c, const char *p, size_t n)
+{
+    if (gw_buf_append(&c->connect_resp, p, n) != GW_OK) {
+        snprintf(c->reason, sizeof(c->reason), "proxy %s: CONNECT response head too large", c->proxy->url);
+        fail_user(c, UV_EPROTO, c->reason);
+        return;
+    }
+    gw_resp_head_t *h = gw_malloc(sizeof(*h));
+    int rc = gw_http_parse_response(c->connect_resp.base, c->connect_resp.len, h);
+    if (rc == 0) {
+        free(h);
+        return;
+    }
+    if (rc < 0) {
+        snprintf(c->reason, sizeof(c->reason), "proxy %s: malformed CONNECT response", c->proxy->url);
+    } else if (h->status < 200 || h->status > 299) {
+        snprintf(c->reason, sizeof(c->reason), "proxy refused CONNECT: %d %.*s", h->status,
+                 (int)GW_MIN(h->reason.n, 64), h->reason.p);
+    } else if ((size_t)rc != c->connect_resp.len) {
+        /* nothing may come from the target before our TLS ClientHello */
+        snprintf(c->reason, sizeof(c->reason), "proxy %s: unexpected bytes after the CONNECT response",
+                 c->proxy->url);
+    } else {
+        free(h);
+        gw_buf_free(&c->connect_resp);
+        start_tls_or_connected(c);
+        return;
+    }
+    free(h);
+    gw_log(GW_LOG_WARN, "egress proxy tunnel failed", "proxy", c->proxy->url, "reason", c->reason, NULL);
+    fail_user(c, UV_ECONNREFUSED, c->reason);
 }
 
 /* The connection's timer: idle expiry while pooled, or a failure to report from the loop. */
@@ -569,6 +656,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
             return;
         }
         gw_log(GW_LOG_WARN, "upstream DNS lookup failed", "host", c->hostname, "reason", uv_strerror(status), NULL);
+        if (c->proxy) {
+            snprintf(c->reason, sizeof(c->reason), "cannot resolve proxy %s: %s", c->proxy->url, uv_strerror(status));
+            fail_user(c, status < 0 ? status : UV_EAI_NONAME, c->reason);
+            return;
+        }
         fail_user(c, status < 0 ? status : UV_EAI_NONAME, uv_strerror(status));
         return;
     }
@@ -641,8 +733,20 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
     c->pk = k;
     c->cb = cb;
     c->ud = ud;
-    c->hostname = gw_strdup(t->hostname);
-    c->port = t->port;
+    /* Through an egress proxy the proxy is resolved and connected to, never the target. */
+    const char *host = t->proxy ? t->proxy->host : t->hostname;
+    uint16_t port = t->proxy ? t->proxy->port : t->port;
+    c->hostname = gw_strdup(host);
+    c->port = port;
+    c->proxy = t->proxy;
+    if (t->proxy && t->https) {
+        bool v6 = strchr(t->hostname, ':') != NULL;
+        const char *auth = t->proxy->authorization;
+        c->connect_head = gw_asprintf(v6 ? "CONNECT [%s]:%u HTTP/1.1\r\nHost: [%s]:%u\r\n%s%s%s\r\n"
+                                         : "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n%s%s%s\r\n",
+                                      t->hostname, (unsigned)t->port, t->hostname, (unsigned)t->port,
+                                      auth ? "Proxy-Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+    }
     c->handles_open = 2; /* timer + tcp (up_close accounts for a tcp never opened) */
     uv_timer_init(p->loop, &c->idle_timer);
     c->idle_timer.data = c;
@@ -660,13 +764,13 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
     struct sockaddr_in s4;
     struct sockaddr_in6 s6;
     dns_entry_t *d;
-    if (uv_ip4_addr(t->hostname, t->port, &s4) == 0) {
+    if (uv_ip4_addr(host, port, &s4) == 0) {
         memcpy(&c->addrs[0], &s4, sizeof(s4));
         c->naddrs = 1;
-    } else if (uv_ip6_addr(t->hostname, t->port, &s6) == 0) {
+    } else if (uv_ip6_addr(host, port, &s6) == 0) {
         memcpy(&c->addrs[0], &s6, sizeof(s6));
         c->naddrs = 1;
-    } else if ((d = dns_lookup(p, t->hostname)) != NULL) {
+    } else if ((d = dns_lookup(p, host)) != NULL) {
         memcpy(c->addrs, d->addrs, sizeof(c->addrs));
         c->naddrs = d->naddrs;
     }
@@ -684,9 +788,9 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_ADDRCONFIG;
-    int rc = uv_getaddrinfo(p->loop, &c->gai, on_resolved, t->hostname, NULL, &hints);
+    int rc = uv_getaddrinfo(p->loop, &c->gai, on_resolved, host, NULL, &hints);
     if (rc < 0) {
-        gw_log(GW_LOG_WARN, "upstream DNS lookup failed", "host", t->hostname, "reason", uv_strerror(rc), NULL);
+        gw_log(GW_LOG_WARN, "upstream DNS lookup failed", "host", host, "reason", uv_strerror(rc), NULL);
         fail_async(c, rc, "DNS lookup failed");
     }
     return GW_AGAIN;
@@ -707,7 +811,7 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
         up_close(c);
         return;
     }
-    if (c->state == UP_CONNECTING || c->state == UP_HANDSHAKE) {
+    if (c->state == UP_CONNECTING || c->state == UP_PROXY_CONNECT || c->state == UP_HANDSHAKE) {
         c->released = true;
         up_close(c);
         return;

@@ -1,6 +1,7 @@
 /* upstream.h: connections from a worker to external APIs: DNS (off-thread, briefly cached),
- * TCP connect, optional TLS (stacked over the socket), and a keep-alive pool per
- * (scheme, host, port, TLS settings). Bytes in and out are opaque here; HTTP framing is the
+ * TCP connect (to the target, or to its egress proxy: target->proxy, then CONNECT for https),
+ * optional TLS (stacked over the socket), and a keep-alive pool per
+ * (egress proxy, scheme, host, port, TLS settings). Bytes in and out are opaque here; HTTP framing is the
  * caller's (gateway/proxy.c). One pool per worker; nothing here is thread-safe. */
 #ifndef GW_HTTP_UPSTREAM_H
 #define GW_HTTP_UPSTREAM_H
@@ -40,7 +41,9 @@ gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop, gw_counters_t *counter
 /* Closes idle connections and frees the pool once in-use connections are released. */
 void gw_upstream_pool_free(gw_upstream_pool_t *p);
 
-/* A connection to target (TLS when https; verify unless skip_verify). identity (may be NULL)
+/* A connection to target (TLS when https; verify unless skip_verify), through target->proxy
+ * when set: a proxy that cannot be reached or refuses CONNECT fails on_connect with the reason
+ * ("proxy refused CONNECT: 407 ..."). identity (may be NULL)
  * is the TLS context presenting a client certificate (CertificateGen, made with the same
  * verification setting); connections are pooled per identity, so one made with a certificate
  * never serves another. Returns 0 with *out ready to use (taken from the pool; no on_connect),

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "core/series.h"
+#include "http/egress.h"
 #include "http/tls.h"
 #include "registry/decode.h"
 #include "util/alloc.h"
@@ -249,6 +250,7 @@ static void fill_target(gw_api_t *a, const char *url)
     t->host_header = gw_strndup(h, (size_t)(end - h));
     t->path = gw_strndup(u.path.p, u.path.n);
     t->query = gw_strndup(u.query.p, u.query.n);
+    t->proxy = gw_egress_proxy_for(gw_egress_global(), https, t->hostname, port);
 }
 
 static bool is_tchar(unsigned char c)

@@ -45,6 +45,7 @@ typedef struct {
     char *host_header;  /* value of the Host header: host[:port] (port only if not default) */
     char *path;         /* raw path of targetUrl, possibly "" */
     char *query;        /* raw query of targetUrl without '?', possibly "" */
+    const struct gw_proxy_s *proxy; /* egress proxy (http/egress.h), NULL: direct; decided at build */
 } gw_target_t;
 
 /* One API = one (service, entry) of an Application, with everything a request needs. */
