@@ -122,8 +122,10 @@ def test_deleted_application_series_disappear(tmpdir_str, upstream):
         os.unlink(gone)
         v, _ = H.wait_for(lambda: H.metrics(gw.admin)["appgw_config_generation"] > gen, 10)
         assert v, "the deletion was not loaded"
-        text = H.http(gw.admin, "GET", "/metrics").body.decode()
-        assert 'app="gone"' not in text
+        # each worker lets go of the old route table as it takes the new one (asynchronously)
+        text, _ = H.wait_for(lambda: (lambda t: t if 'app="gone"' not in t else None)(
+            H.http(gw.admin, "GET", "/metrics").body.decode()), 5)
+        assert text, "the deleted application's series are still there"
         assert 'appgw_requests_total{app="keep",service="K",code="200",outcome="proxied"} 1' in text
         assert H.get(gw.proxy, "/gone/g/echo").status == 404
 
