@@ -343,18 +343,9 @@ static void on_timer(uv_timer_t *t)
     gw_conn_t *c = t->data;
     if (c->resume_scheduled) {
         c->resume_scheduled = false;
-        if (c->state == CONN_TUNNEL && c->req && c->pending.len) {
-            /* Bytes the client sent right behind its upgrade request. */
-            size_t n = c->pending.len;
-            gw_block_t *b = gw_block_alloc(n);
-            memcpy(b->data, c->pending.base, n);
-            gw_buf_reset(&c->pending);
-            process(c, b, 0, n);
-            gw_block_unref(b);
-            return;
-        }
-        if (c->state != CONN_IDLE || !c->pending.len) return;
-        /* Parse pipelined bytes left over from the previous request. */
+        if (!c->pending.len || !(c->state == CONN_IDLE || (c->state == CONN_TUNNEL && c->req))) return;
+        /* Parse pipelined bytes left over from the previous request, or relay the bytes the
+         * client sent right behind its upgrade request. */
         size_t n = c->pending.len;
         gw_block_t *b = gw_block_alloc(n);
         memcpy(b->data, c->pending.base, n);
