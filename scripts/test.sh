@@ -2,8 +2,10 @@
 # test.sh: installs dependencies, builds, and runs every test: unit tests (ctest), end-to-end
 # tests (pytest against the real binary and real nginx, oidc-provider and test upstreams on
 # 127.0.0.1), each libFuzzer target for a bounded time, then unit + end-to-end tests again under
-# ASan+UBSan. Prints each phase with its duration and a summary at the end.
-#   FUZZ_SECONDS (default 20) per fuzz target; SKIP_ASAN=1 / SKIP_FUZZ=1 to shorten local runs.
+# ASan+UBSan, then a ThreadSanitizer build under load, config reloads and admin scrapes
+# (tests/tsan/tsan_storm.py). Prints each phase with its duration and a summary at the end.
+#   FUZZ_SECONDS (default 20) per fuzz target; TSAN_SECONDS (default 20) for the TSan run;
+#   SKIP_ASAN=1 / SKIP_FUZZ=1 / SKIP_TSAN=1 to shorten local runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,4 +78,10 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   ctest --test-dir build-asan --output-on-failure -j2
   step "end-to-end tests (ASan+UBSan)"
   APPGW_BIN="$PWD/build-asan/appgw" APPGW_SANITIZE=1 "$PY" -m pytest -q tests/e2e
+fi
+
+if [ "${SKIP_TSAN:-0}" != 1 ]; then
+  step "ThreadSanitizer (build + load/reload/scrape)"
+  scripts/build.sh tsan
+  "$PY" tests/tsan/tsan_storm.py --seconds "${TSAN_SECONDS:-20}"
 fi

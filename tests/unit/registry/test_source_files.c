@@ -1,10 +1,14 @@
 /* test_source_files.c: unit tests of src/registry/source_files.c on a real temporary directory:
  * initial scan, edits seen within a second, broken edits keeping the last good content,
- * deletions, new subdirectories, hidden and symlinked entries, clean shutdown. */
+ * deletions, new subdirectories, hidden and symlinked entries, clean shutdown; a file is read
+ * only once its write is complete (a write in progress waits for its close, the poll needs two
+ * equal observations). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "registry/decode.h"
@@ -249,6 +253,105 @@ static void test_same_size_quick_edit(void)
     rm_rf(dir);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_write_in_progress_waits(void)
+{
+    /* a file truncated (empty), then half written (a valid manifest, but not the whole one), its
+     * close still to come, is not read: not by a scan another file's change starts, not by the
+     * poll; its close applies it */
+    char dir[] = "/tmp/gw-sf-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char *y = app_yaml("demo", "one");
+    write_file(dir, "apps.yaml", y);
+    free(y);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    gw_source_files_t *src = gw_source_files_start(&loop, dir, "kyma-system", on_snapshot, &st);
+    CHECK(src != NULL);
+    char *path = gw_asprintf("%s/apps.yaml", dir);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    char *o = app_yaml("other", "x");
+    write_file(dir, "other.yaml", o);
+    free(o);
+    CHECK(run_until(&loop, &st, 2, CHANGE_MS));
+    CHECK(find(&st, "other") != NULL);
+    const gw_api_t *a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "one") == 0);
+    char *d1 = app_yaml("demo", "two"), *d2 = app_yaml("more", "three");
+    CHECK(write(fd, d1, strlen(d1)) == (ssize_t)strlen(d1));
+    CHECK(!run_until(&loop, &st, 3, 2300)); /* two polls pass: still nothing */
+    a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "one") == 0);
+    CHECK(write(fd, "---\n", 4) == 4);
+    CHECK(write(fd, d2, strlen(d2)) == (ssize_t)strlen(d2));
+    CHECK_EQ_INT(close(fd), 0);
+    CHECK(run_until(&loop, &st, 3, CHANGE_MS));
+    a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "two") == 0);
+    CHECK(find(&st, "more") != NULL);
+    free(d1);
+    free(d2);
+    free(path);
+    gw_source_files_stop(src);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    gw_snapshot_unref(st.snap);
+    rm_rf(dir);
+}
+
+static void test_poll_needs_two_equal_observations(void)
+{
+    /* a symlink to a file outside the tree: inotify on the tree does not see that file change, so
+     * the 1 s poll decides, and it reads a change only once two consecutive observations agree:
+     * a file changing faster than that is never read, and a change is read no sooner than ~1 s */
+    char dir[] = "/tmp/gw-sf-XXXXXX", ext[] = "/tmp/gw-sf-ext-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(mkdtemp(ext) != NULL);
+    char *y = app_yaml("demo", "one");
+    write_file(ext, "ext.yaml", y);
+    free(y);
+    char *link = gw_asprintf("%s/ext.yaml", dir), *target = gw_asprintf("%s/ext.yaml", ext);
+    CHECK_EQ_INT(symlink(target, link), 0);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gw_test_state_t st = {0};
+    gw_source_files_t *src = gw_source_files_start(&loop, dir, "kyma-system", on_snapshot, &st);
+    CHECK(src != NULL);
+    const gw_api_t *a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "one") == 0);
+    /* rewritten every 250 ms for 2.75 s: no two polls see the same file */
+    for (int i = 0; i < 11; i++) {
+        y = app_yaml("demo", i % 2 ? "odd" : "even");
+        write_file(ext, "ext.yaml", y);
+        free(y);
+        CHECK(!run_until(&loop, &st, 2, 250));
+    }
+    y = app_yaml("demo", "final");
+    write_file(ext, "ext.yaml", y);
+    free(y);
+    int64_t t0 = now_ms();
+    CHECK(run_until(&loop, &st, 2, CHANGE_MS));
+    CHECK(now_ms() - t0 >= 900);
+    a = find(&st, "demo");
+    CHECK(a && strcmp(a->target.hostname, "final") == 0);
+    gw_source_files_stop(src);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+    gw_snapshot_unref(st.snap);
+    free(link);
+    free(target);
+    rm_rf(dir);
+    rm_rf(ext);
+}
+
 static void test_missing_dir(void)
 {
     uv_loop_t loop;
@@ -301,6 +404,8 @@ int main(void)
     GW_RUN(test_initial_scan);
     GW_RUN(test_changes);
     GW_RUN(test_same_size_quick_edit);
+    GW_RUN(test_write_in_progress_waits);
+    GW_RUN(test_poll_needs_two_equal_observations);
     GW_RUN(test_missing_dir);
     GW_RUN(test_examples);
     return gw_test_summary();
