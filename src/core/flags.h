@@ -20,6 +20,7 @@ typedef struct {
     int shutdown_grace;         /* shutdownGrace, 30 (seconds in-flight requests get on SIGTERM) */
     char *listen_address;       /* listenAddress, "" = all addresses: "::" dual-stack, else 0.0.0.0 */
     int retry_body_limit;       /* retryBodyLimit, 1 MiB: request body bytes kept for a resend */
+    int min_body_rate;          /* minBodyRate, 1024 bytes/s per requestTimeout window; 0 = off */
 } gw_flags_t;
 
 /* Fills f with defaults, then applies argv. Accepts -name=value, --name=value, -name value,
