@@ -264,6 +264,7 @@ int main(int argc, char **argv)
     if (open_listener(&control.listeners[0], flags.external_api_port, &gw_admin_handler, 0, "admin")) return 1;
     control.nlisteners = 1;
     control.server = (gw_server_t){.loop = &control.loop, .request_timeout = flags.request_timeout,
+                                   .min_body_rate = flags.min_body_rate,
                                    .counters = &control.counters, .data = &control};
     control.listeners[0].server = &control.server;
     gw_admin_set_workers(workers, flags.workers);

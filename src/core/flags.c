@@ -59,6 +59,8 @@ static const flag_def_t flag_defs[] = {
      "one JSON line per request at info level (-accessLog=false turns it off)"},
     {"retryBodyLimit", FLAG_INT, F_OFF(retry_body_limit), 0, 1024 * 1024 * 1024, "1048576",
      "request body bytes kept to resend a request (after a 401/403 with fetched tokens, or a stale connection)"},
+    {"minBodyRate", FLAG_INT, F_OFF(min_body_rate), 0, 1024 * 1024 * 1024, "1024",
+     "bytes per second a request body must average over each requestTimeout window after the first (408 below; 0: no minimum)"},
 };
 
 static char **str_field(gw_flags_t *f, const flag_def_t *d) { return (char **)(void *)((char *)f + d->off); }
@@ -80,6 +82,7 @@ static void set_defaults(gw_flags_t *f)
     f->config_dir = gw_strdup("");
     f->workers = gw_cpus_available();
     f->retry_body_limit = 1024 * 1024;
+    f->min_body_rate = 1024;
     f->shutdown_grace = 30;
     f->listen_address = gw_strdup("");
     f->access_log = 1;

@@ -22,6 +22,7 @@ typedef struct {
     int retry_body_limit;       /* retryBodyLimit, 1 MiB: request body bytes kept for a resend */
     int access_log;             /* accessLog, true: one JSON line per request at info */
     int tunnel_idle_timeout;    /* tunnelIdleTimeout, 3600 (seconds of silence before a tunnel closes) */
+    int min_body_rate;          /* minBodyRate, 1024 bytes/s per requestTimeout window; 0 = off */
 } gw_flags_t;
 
 /* Fills f with defaults, then applies argv. Accepts -name=value, --name=value, -name value,

@@ -193,6 +193,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
     uv_timer_init(&w->loop, &w->poll_timer);
     w->poll_timer.data = w;
     w->server = (gw_server_t){.loop = &w->loop, .request_timeout = flags->request_timeout,
+                              .min_body_rate = flags->min_body_rate,
                               .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
     gw_accesslog_init(&w->access, &w->loop, flags->access_log != 0);

@@ -746,12 +746,33 @@ static bool auth_retry_possible(const proxy_t *px)
     return !px->auth_retried && (px->need_token || has_csrf(px->api));
 }
 
+/* RFC 9110 §9.2.2: methods whose repetition has the effect of one request. */
+static bool idempotent_method(gw_str_t m)
+{
+    return gw_str_eq(m, "GET", 3) || gw_str_eq(m, "HEAD", 4) || gw_str_eq(m, "PUT", 3) ||
+           gw_str_eq(m, "DELETE", 6) || gw_str_eq(m, "OPTIONS", 7) || gw_str_eq(m, "TRACE", 5);
+}
+
+/* A pooled connection closed before any response byte: may the request go again on a fresh
+ * one? Only if the upstream cannot have acted on it, or acting twice is harmless: nothing was
+ * written yet (a request with a body holds its head back until the first body bytes), or the
+ * method is idempotent and every body byte sent is kept. A POST the upstream read and then
+ * dropped unanswered (e.g. it refused the request and closed) is not sent again (issue 7). */
+static bool stale_resend_safe(const proxy_t *px)
+{
+    const gw_request_t *req = px->req;
+    if (req->body_kind != GW_BODY_NONE && !px->body_started) return true;
+    return idempotent_method(req->head.method) && (!px->body_started || px->replayable);
+}
+
 static void send_body_piece(proxy_t *px, gw_block_t *b, size_t off, size_t len)
 {
     px->body_started = true;
     if (gw_client_send(px->cl, b, off, len) < 0) {
-        /* Keep the piece for a resend on another connection, if that is still possible. */
+        /* Keep the piece for a resend on another connection, if that is still possible; a
+         * piece that does not fit ends that possibility (a resend must never skip bytes). */
         if (px->replayable && px->sent.bytes + len <= replay_limit(px)) pieces_push(&px->sent, b, off, len);
+        else drop_sent(px);
         up_write_failed(px);
         return;
     }
@@ -1012,7 +1033,7 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     case GW_CLIENT_ECLOSED:
         /* A pooled connection the server had closed (it answered nothing): send the request
          * again on another connection when every body byte sent so far can be sent again. */
-        if (req && px->up_reused && px->retries < MAX_STALE_RETRIES && (!px->body_started || px->replayable)) {
+        if (req && px->up_reused && px->retries < MAX_STALE_RETRIES && stale_resend_safe(px)) {
             px->retries++;
             /* The resend goes on a fresh connection: pooled siblings of a dead one (an upstream
              * that reloaded closes them all) would fail it the same way. */

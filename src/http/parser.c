@@ -254,6 +254,145 @@ int gw_http_parse_request(const char *buf, size_t len, gw_req_head_t *out)
     return gw__finish(rc, buf, p, len);
 }
 
+/* ---- resumable request-head scan (gw_http_scan_request) ---- */
+
+enum {
+    GW__HS_LEAD = 0, /* start, or after an empty line before the request-line */
+    GW__HS_LEAD_LF,  /* LF of such an empty line */
+    GW__HS_METHOD,
+    GW__HS_TARGET0,  /* first byte of the request-target */
+    GW__HS_TARGET,
+    GW__HS_VERSION,  /* inside "HTTP/1.x\r\n" (vpos says where) */
+    GW__HS_LINE,     /* start of a header line or of the final empty line */
+    GW__HS_NAME,
+    GW__HS_VALUE,    /* after the colon: OWS and the value */
+    GW__HS_VALUE_LF, /* LF after the CR ending a value */
+    GW__HS_END_LF,   /* LF of the final CRLF */
+    GW__HS_DONE,
+};
+
+/* Same verdicts as gw_http_parse_request, byte by byte: the bulk skips below only pass bytes
+ * that keep the state, so resuming at any offset gives the same answer. */
+int gw_http_scan_request(const char *buf, size_t len, gw_head_scan_t *st)
+{
+    static const char ver[] = "HTTP/1.";
+    const char *end = buf + (len < GW_HTTP_MAX_HEAD ? len : GW_HTTP_MAX_HEAD);
+    const char *p = buf + st->pos;
+
+    while (p < end && st->state != GW__HS_DONE) {
+        unsigned char c = (unsigned char)*p;
+        switch (st->state) {
+        case GW__HS_LEAD:
+            if (c == '\r')
+                st->state = GW__HS_LEAD_LF;
+            else if (gw__tchar[c])
+                st->state = GW__HS_METHOD;
+            else
+                return GW_EBADMSG;
+            p++;
+            break;
+        case GW__HS_LEAD_LF:
+            if (c != '\n')
+                return GW_EBADMSG;
+            st->state = GW__HS_LEAD;
+            p++;
+            break;
+        case GW__HS_METHOD:
+            p = gw__skip_tchar(p, end);
+            if (p == end)
+                break;
+            if (*p != ' ')
+                return GW_EBADMSG;
+            st->state = GW__HS_TARGET0;
+            p++;
+            break;
+        case GW__HS_TARGET0:
+        case GW__HS_TARGET: {
+            const char *t = p;
+            p = gw__skip_target(p, end);
+            if (p > t)
+                st->state = GW__HS_TARGET;
+            if (p == end)
+                break;
+            if (*p != ' ' || st->state == GW__HS_TARGET0)
+                return GW_EBADMSG;
+            st->state = GW__HS_VERSION;
+            st->vpos = 0;
+            p++;
+            break;
+        }
+        case GW__HS_VERSION:
+            if (st->vpos < sizeof(ver) - 1 ? c != (unsigned char)ver[st->vpos]
+                : st->vpos == 7        ? c != '0' && c != '1'
+                : st->vpos == 8        ? c != '\r'
+                                       : c != '\n')
+                return GW_EBADMSG;
+            if (++st->vpos == 10)
+                st->state = GW__HS_LINE;
+            p++;
+            break;
+        case GW__HS_LINE:
+            if (c == '\r') {
+                st->state = GW__HS_END_LF;
+            } else if (c == '\n') {
+                st->state = GW__HS_DONE;
+            } else {
+                if (st->nheaders == GW_HTTP_MAX_HEADERS)
+                    return GW_E2BIG;
+                if (!gw__tchar[c])
+                    return GW_EBADMSG;
+                st->state = GW__HS_NAME;
+            }
+            p++;
+            break;
+        case GW__HS_NAME:
+            p = gw__skip_tchar(p, end);
+            if (p == end)
+                break;
+            if (*p != ':')
+                return GW_EBADMSG;
+            st->state = GW__HS_VALUE;
+            p++;
+            break;
+        case GW__HS_VALUE:
+            p = gw__skip_vchar_sp(p, end);
+            if (p == end)
+                break;
+            if (*p == '\t') {
+                p++;
+                break;
+            }
+            if (*p == '\r') {
+                st->state = GW__HS_VALUE_LF;
+            } else if (*p == '\n') {
+                st->state = GW__HS_LINE;
+                st->nheaders++;
+            } else {
+                return GW_EBADMSG; /* NUL, other CTL or DEL */
+            }
+            p++;
+            break;
+        case GW__HS_VALUE_LF:
+            if (c != '\n')
+                return GW_EBADMSG; /* bare CR */
+            st->state = GW__HS_LINE;
+            st->nheaders++;
+            p++;
+            break;
+        case GW__HS_END_LF:
+            if (c != '\n')
+                return GW_EBADMSG;
+            st->state = GW__HS_DONE;
+            p++;
+            break;
+        }
+    }
+    st->pos = (uint32_t)(p - buf);
+    if (st->state == GW__HS_DONE)
+        return (int)st->pos;
+    return len >= GW_HTTP_MAX_HEAD ? GW_E2BIG : 0;
+}
+
 /* Checks "HTTP/1.d ddd" (first status digit 1-9) against the available prefix. */
 static int gw__parse_status_prefix(const char *p, size_t avail, int *minor, int *status)
 {
@@ -453,11 +592,21 @@ int gw_http_response_framing(const gw_resp_head_t *h, bool request_was_head, gw_
 
 /* ---- chunked decoder ---- */
 
+/* RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF,
+ * chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+ * chunk-ext-val = token / quoted-string. BWS after the size without an extension ("5 \r\n") is
+ * accepted as many parsers do; nothing else outside this grammar is. */
 enum {
     GW__CH_SIZE_FIRST = 0, /* expecting the first hex digit of a chunk-size */
     GW__CH_SIZE,           /* more hex digits, BWS, ';' or CR */
-    GW__CH_SIZE_WS,        /* BWS after the size: more BWS, ';' or CR */
-    GW__CH_EXT,            /* chunk-extension bytes up to CR */
+    GW__CH_SIZE_WS,        /* BWS after the size, a value or a closing quote: BWS, ';' or CR */
+    GW__CH_EXT_NAME0,      /* after ';': BWS or the first byte of an extension name */
+    GW__CH_EXT_NAME,       /* extension name: tchar, BWS, '=', ';' or CR */
+    GW__CH_EXT_NAME_WS,    /* BWS after a name: BWS, '=', ';' or CR */
+    GW__CH_EXT_VAL0,       /* after '=': BWS, a token or an opening quote */
+    GW__CH_EXT_TOKEN,      /* token value */
+    GW__CH_EXT_QUOTED,     /* inside a quoted-string value */
+    GW__CH_EXT_QPAIR,      /* after a backslash inside a quoted string */
     GW__CH_SIZE_LF,        /* LF ending the size line */
     GW__CH_DATA,           /* chunk data */
     GW__CH_DATA_CR,        /* CR after data */
@@ -471,43 +620,95 @@ enum {
     GW__CH_ERROR,
 };
 
-/* One byte of a chunk-size line or of the CRLF after chunk data; returns the next state. */
+#define GW__CHUNK_MAX_DIGITS 16u /* more would overflow 64 bits (Go's limit too) */
+
+static inline int gw__is_bws(unsigned char c) { return c == ' ' || c == '\t'; }
+
+/* quoted-string content: qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text. */
+static inline int gw__is_qdtext(unsigned char c)
+{
+    return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c != 0x7f);
+}
+
+/* One byte of a chunk-size line (size and extensions) or of the CRLF after chunk data; returns
+ * the next state. */
 static inline int gw__chunk_line_byte(gw_chunked_t *st, unsigned char c)
 {
-    switch (st->state) {
-    case GW__CH_SIZE_FIRST:
+    int s = st->state;
+
+    if (s == GW__CH_SIZE_FIRST) {
         if (!gw__hex[c])
             return GW__CH_ERROR;
         st->remaining = gw__hex[c] - 1u;
         st->line_len = 1;
         return GW__CH_SIZE;
-    case GW__CH_SIZE:
-    case GW__CH_SIZE_WS:
-        if (++st->line_len > GW__CHUNK_MAX_LINE)
-            return GW__CH_ERROR;
-        if (c == '\r')
-            return GW__CH_SIZE_LF;
-        if (c == ';')
-            return GW__CH_EXT;
-        if (c == ' ' || c == '\t')
-            return GW__CH_SIZE_WS;
-        if (st->state == GW__CH_SIZE && gw__hex[c]) {
-            uint64_t d = gw__hex[c] - 1u;
-            if (st->remaining > (GW__CHUNK_MAX_SIZE - d) >> 4)
-                return GW__CH_ERROR;
-            st->remaining = (st->remaining << 4) | d;
-            return GW__CH_SIZE;
-        }
-        return GW__CH_ERROR;
-    case GW__CH_SIZE_LF:
+    }
+    if (s == GW__CH_DATA_CR)
+        return c == '\r' ? GW__CH_DATA_LF : GW__CH_ERROR;
+    if (s == GW__CH_DATA_LF)
+        return c == '\n' ? GW__CH_SIZE_FIRST : GW__CH_ERROR;
+    if (s == GW__CH_SIZE_LF) {
         if (c != '\n')
             return GW__CH_ERROR;
         st->trailer_bytes = 0;
         return st->remaining ? GW__CH_DATA : GW__CH_TRAILER_START;
-    case GW__CH_DATA_CR:
-        return c == '\r' ? GW__CH_DATA_LF : GW__CH_ERROR;
-    case GW__CH_DATA_LF:
-        return c == '\n' ? GW__CH_SIZE_FIRST : GW__CH_ERROR;
+    }
+    if (c != '\r' && ++st->line_len > GW__CHUNK_MAX_LINE) /* the line's CR is not counted */
+        return GW__CH_ERROR;
+    switch (s) {
+    case GW__CH_SIZE:
+        if (gw__hex[c]) {
+            uint64_t d = gw__hex[c] - 1u;
+            if (st->line_len > GW__CHUNK_MAX_DIGITS || st->remaining > (GW__CHUNK_MAX_SIZE - d) >> 4)
+                return GW__CH_ERROR;
+            st->remaining = (st->remaining << 4) | d;
+            return GW__CH_SIZE;
+        }
+        __attribute__((fallthrough)); /* BWS, ";" or CR */
+    case GW__CH_SIZE_WS:
+        if (c == '\r')
+            return GW__CH_SIZE_LF;
+        if (c == ';')
+            return GW__CH_EXT_NAME0;
+        return gw__is_bws(c) ? GW__CH_SIZE_WS : GW__CH_ERROR;
+    case GW__CH_EXT_NAME0:
+        if (gw__is_bws(c))
+            return GW__CH_EXT_NAME0;
+        return gw__tchar[c] ? GW__CH_EXT_NAME : GW__CH_ERROR; /* "5;" CRLF: empty name */
+    case GW__CH_EXT_NAME:
+        if (gw__tchar[c])
+            return GW__CH_EXT_NAME;
+        __attribute__((fallthrough));
+    case GW__CH_EXT_NAME_WS:
+        if (c == '\r')
+            return GW__CH_SIZE_LF;
+        if (c == ';')
+            return GW__CH_EXT_NAME0;
+        if (c == '=')
+            return GW__CH_EXT_VAL0;
+        return gw__is_bws(c) ? GW__CH_EXT_NAME_WS : GW__CH_ERROR;
+    case GW__CH_EXT_VAL0:
+        if (gw__is_bws(c))
+            return GW__CH_EXT_VAL0;
+        if (c == '"')
+            return GW__CH_EXT_QUOTED;
+        return gw__tchar[c] ? GW__CH_EXT_TOKEN : GW__CH_ERROR;
+    case GW__CH_EXT_TOKEN:
+        if (gw__tchar[c])
+            return GW__CH_EXT_TOKEN;
+        if (c == '\r')
+            return GW__CH_SIZE_LF;
+        if (c == ';')
+            return GW__CH_EXT_NAME0;
+        return gw__is_bws(c) ? GW__CH_SIZE_WS : GW__CH_ERROR;
+    case GW__CH_EXT_QUOTED:
+        if (c == '"')
+            return GW__CH_SIZE_WS;
+        if (c == '\\')
+            return GW__CH_EXT_QPAIR;
+        return gw__is_qdtext(c) ? GW__CH_EXT_QUOTED : GW__CH_ERROR; /* CR: unterminated */
+    case GW__CH_EXT_QPAIR:
+        return gw__is_vchar_ws(c) ? GW__CH_EXT_QUOTED : GW__CH_ERROR;
     default:
         return GW__CH_ERROR;
     }
@@ -540,8 +741,35 @@ static inline int gw__chunk_trailer_byte(gw_chunked_t *st, unsigned char c)
     }
 }
 
-int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
-                    size_t *out_len)
+/* Canonical mode: whether the byte that moved the decoder from state `from` to `to` is
+ * forwarded. Kept: chunk-size digits, every CRLF of the chunk framing and the final CRLF;
+ * dropped: BWS, extensions and trailer field lines. */
+static inline int gw__canon_keep(int from, int to)
+{
+    switch (from) {
+    case GW__CH_SIZE_FIRST:
+    case GW__CH_SIZE_LF:
+    case GW__CH_DATA_CR:
+    case GW__CH_DATA_LF:
+    case GW__CH_END_LF:
+        return 1;
+    case GW__CH_SIZE:
+        return to == GW__CH_SIZE || to == GW__CH_SIZE_LF;
+    case GW__CH_TRAILER_START:
+        return to == GW__CH_END_LF;
+    case GW__CH_TRAILER_NAME:
+    case GW__CH_TRAILER_VALUE:
+    case GW__CH_TRAILER_LF:
+        return 0;
+    default: /* extension states: only the CR ending the line */
+        return to == GW__CH_SIZE_LF;
+    }
+}
+
+/* The decoder behind both entry points. out: decoded body (decode mode) or, with canon, the
+ * forwarded bytes (out == in); NULL: pass-through. */
+static int gw__chunked_run(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
+                           size_t *out_len, int canon)
 {
     size_t i = 0, o = 0;
 
@@ -555,32 +783,38 @@ int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consum
             st->remaining -= n;
             if (st->remaining == 0)
                 st->state = GW__CH_DATA_CR;
-        } else if (st->state == GW__CH_EXT) {
-            /* bulk-skip extension bytes up to the line cap; a bare LF or other CTL is fatal,
-             * and so is the first byte past the cap (reported at its exact offset) */
-            size_t room = GW__CHUNK_MAX_LINE - st->line_len;
-            size_t lim = len - i < room ? len : i + room, j = i;
-            while (j < lim && gw__is_vchar_ws((unsigned char)in[j]))
-                j++;
-            st->line_len += (uint32_t)(j - i);
-            i = j;
-            if (i < len && in[i] == '\r') {
-                st->state = GW__CH_SIZE_LF;
-                i++;
-            } else if (i < len) {
-                st->state = GW__CH_ERROR;
-            }
-        } else if (st->state < GW__CH_TRAILER_START) {
-            st->state = gw__chunk_line_byte(st, (unsigned char)in[i]);
-            i += st->state != GW__CH_ERROR;
-        } else {
-            st->state = gw__chunk_trailer_byte(st, (unsigned char)in[i]);
-            i += st->state != GW__CH_ERROR;
+            continue;
         }
+        int from = st->state;
+        unsigned char c = (unsigned char)in[i];
+        int to = from < GW__CH_TRAILER_START ? gw__chunk_line_byte(st, c) : gw__chunk_trailer_byte(st, c);
+        st->state = to;
+        if (to == GW__CH_ERROR)
+            break;
+        if (canon && gw__canon_keep(from, to)) {
+            out[o] = (char)c; /* o <= i */
+            o++;
+        }
+        i++;
     }
     if (consumed)
         *consumed = i;
     if (out_len)
         *out_len = o;
     return st->state == GW__CH_DONE ? 1 : st->state == GW__CH_ERROR ? GW_EBADMSG : 0;
+}
+
+int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
+                    size_t *out_len)
+{
+    return gw__chunked_run(st, in, len, consumed, out, out_len, 0);
+}
+
+int gw_chunked_canon(gw_chunked_t *st, char *buf, size_t len, size_t *consumed, size_t *out_len)
+{
+    size_t o;
+    int rc = gw__chunked_run(st, buf, len, consumed, buf, &o, 1);
+    if (out_len)
+        *out_len = o;
+    return rc;
 }

@@ -44,6 +44,21 @@ typedef struct {
  * Bare LF line endings between headers are accepted as CRLF (RFC 9112 §2.2). */
 int gw_http_parse_request(const char *buf, size_t len, gw_req_head_t *out);
 
+/* Where a request head arriving in pieces was checked up to. Zeroed memory is the start. */
+typedef struct {
+    uint32_t pos;      /* bytes of the head checked so far */
+    uint16_t nheaders; /* header lines complete so far */
+    uint8_t state;
+    uint8_t vpos;      /* position inside "HTTP/1.x\r\n" */
+} gw_head_scan_t;
+
+/* The verdict of gw_http_parse_request on buf[0..len) (the head length, 0, GW_E2BIG or
+ * GW_EBADMSG), reached without looking again at the st->pos bytes an earlier call checked:
+ * a head that arrives in many pieces costs time linear in its length (as picohttpparser's
+ * last_len). buf must start with the bytes earlier calls saw. It yields no slices: once it
+ * reports a complete head, parse that with gw_http_parse_request (same length). */
+int gw_http_scan_request(const char *buf, size_t len, gw_head_scan_t *st);
+
 /* Same contract for a response head (status line "HTTP/1.x NNN reason"). 1xx heads are
  * returned like any other; the caller skips them. */
 int gw_http_parse_response(const char *buf, size_t len, gw_resp_head_t *out);
@@ -88,12 +103,22 @@ typedef struct {
  * and *out_len says how many; with out NULL only framing is tracked (pass-through mode).
  * Returns 1 when the last chunk and its trailers have been consumed (bytes past *consumed
  * belong to the next message), 0 when more input is needed (*consumed == len), GW_EBADMSG on
- * malformed framing (bad hex, size over 2^60, missing CRLF after data, chunk-extension or
- * trailer section over 8 KiB). consumed and out_len may be NULL; in pass-through mode
+ * malformed framing (bad hex, more than 16 digits, size over 2^60, missing CRLF after data, a
+ * chunk extension outside RFC 9112 §7.1.1 ("5;", unterminated quoted string, CTLs), bare LF,
+ * chunk-size line or trailer section over 8 KiB). consumed and out_len may be NULL; in pass-through mode
  * *out_len counts the body bytes passed over. On GW_EBADMSG *consumed is the offending byte's
  * offset. Both end states are sticky: later calls return the same code and consume nothing. */
 int gw_chunked_feed(gw_chunked_t *st, const char *in, size_t len, size_t *consumed, char *out,
                     size_t *out_len);
+
+/* Canonical pass-through, for chunked request bodies sent on upstream: decodes like
+ * gw_chunked_feed (same verdicts and *consumed) and rewrites buf in place so that
+ * buf[0..*out_len) is what to forward for buf[0..*consumed): chunk-size digits (at most 16),
+ * chunk data and every CRLF as received; BWS, chunk extensions and trailer fields removed
+ * (the last chunk becomes "0\r\n\r\n"). Canonical input is left untouched (*out_len ==
+ * *consumed); bytes move only after something was removed. Stricter than RFC 9112 nowhere
+ * except the 16-digit limit. */
+int gw_chunked_canon(gw_chunked_t *st, char *buf, size_t len, size_t *consumed, size_t *out_len);
 
 /* Parses a decimal Content-Length value; GW_EBADMSG unless 1-19 digits only and at most
  * 2^63-1 (as Go's net/http). */

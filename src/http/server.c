@@ -45,9 +45,14 @@ struct gw_conn_s {
     bool above_high_water;          /* handler wants on_drain */
     bool resume_scheduled;          /* timer set to 0 to parse pending bytes */
     bool timer_is_request;          /* the running timer is a request timeout (408) */
+    gw_head_scan_t head_scan;       /* how far the head in pending was checked */
     gw_chunked_t chunked;
     uint64_t body_left;
     uint64_t last_body_ms;          /* loop time of the last body bytes (inactivity timeout) */
+    uint64_t body_bytes;            /* body bytes read for the current request */
+    uint64_t rate_start_ms;         /* minBodyRate window: loop time it began ... */
+    uint64_t rate_start_bytes;      /* ... and body_bytes then */
+    bool rate_first_done;           /* the first window (exempt) is over */
     char peer_ip[INET6_ADDRSTRLEN];
     uv_shutdown_t shutdown_req;
     bool shutdown_done;             /* our FIN was sent (lingering close) */
@@ -332,6 +337,13 @@ static void read_stop(gw_conn_t *c)
 
 static void on_timer(uv_timer_t *t);
 
+/* Starts a minBodyRate window now (also after backpressure: paused time is not counted). */
+static void rate_window_restart(gw_conn_t *c)
+{
+    c->rate_start_ms = uv_now(c->server->loop);
+    c->rate_start_bytes = c->body_bytes;
+}
+
 static void set_timer(gw_conn_t *c, uint64_t ms, bool request_timeout)
 {
     c->timer_is_request = request_timeout;
@@ -350,6 +362,7 @@ static void on_timer(uv_timer_t *t)
         gw_block_t *b = gw_block_alloc(n);
         memcpy(b->data, c->pending.base, n);
         gw_buf_reset(&c->pending);
+        memset(&c->head_scan, 0, sizeof(c->head_scan));
         process(c, b, 0, n);
         gw_block_unref(b);
         return;
@@ -358,21 +371,41 @@ static void on_timer(uv_timer_t *t)
         conn_close(c, false);
         return;
     }
+    const char *why = "request timeout";
     if (c->req && !c->req->body_done) {
-        /* Body inactivity: the timer is armed once and re-armed lazily here, so a body read
-         * costs no timer operation. */
-        uint64_t limit = (uint64_t)c->server->request_timeout * 1000;
-        uint64_t idle = uv_now(c->server->loop) - c->last_body_ms;
-        if (c->body_paused) idle = 0; /* we stopped reading (backpressure): not the client's fault */
-        if (idle < limit) {
-            set_timer(c, limit - idle, true);
+        /* Body inactivity and minimum rate: the timer is armed once and re-armed lazily here,
+         * so a body read costs no timer operation. */
+        uint64_t limit = (uint64_t)c->server->request_timeout * 1000, now = uv_now(c->server->loop);
+        uint64_t idle = now - c->last_body_ms;
+        if (c->body_paused) { /* we stopped reading (backpressure): not the client's fault */
+            idle = 0;
+            rate_window_restart(c);
+        }
+        bool slow = false;
+        if (idle < limit && c->server->min_body_rate && now - c->rate_start_ms >= limit) {
+            /* A requestTimeout window ended: after the first one, the body must have come at
+             * minBodyRate on average (a trickle is not inactivity, but holds both sides). */
+            uint64_t got = c->body_bytes - c->rate_start_bytes;
+            slow = c->rate_first_done &&
+                   got < (uint64_t)c->server->min_body_rate * (now - c->rate_start_ms) / 1000;
+            rate_window_restart(c);
+            c->rate_first_done = true;
+        }
+        if (idle < limit && !slow) {
+            uint64_t next = limit - idle;
+            if (c->server->min_body_rate && c->rate_start_ms + limit - now < next) next = c->rate_start_ms + limit - now;
+            set_timer(c, next, true);
             return;
+        }
+        if (slow) {
+            why = "request body too slow";
+            gw_log(GW_LOG_WARN, "request body slower than minBodyRate: closed", "client", c->peer_ip, NULL);
         }
     }
     if (c->state == CONN_HEAD || (c->req && !c->req->body_done)) {
         bool responded = c->req && c->req->responded, had_req = c->req != NULL;
         abort_request(c, 408);
-        if (!responded) write_error_and_close(c, 408, "request timeout", !had_req);
+        if (!responded) write_error_and_close(c, 408, why, !had_req);
         else conn_close(c, false);
     }
 }
@@ -448,8 +481,11 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
         r->body_done = true;
         uv_timer_stop(&c->timer);
     } else {
-        /* Body inactivity is bounded by requestTimeout too. */
+        /* Body inactivity (and rate, --minBodyRate) is bounded by requestTimeout too. */
         c->last_body_ms = uv_now(c->server->loop);
+        c->body_bytes = 0;
+        c->rate_first_done = false;
+        rate_window_restart(c);
         set_timer(c, (uint64_t)c->server->request_timeout * 1000, true);
     }
     GW_COUNT(c->server->counters, requests_started, 1);
@@ -460,14 +496,16 @@ static void dispatch_request(gw_conn_t *c, gw_request_t *r)
 static size_t feed_body(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
 {
     gw_request_t *r = c->req;
-    size_t used;
+    size_t used, fwd;
     bool last = false;
     if (r->body_kind == GW_BODY_LENGTH) {
-        used = (size_t)GW_MIN((uint64_t)len, c->body_left);
+        used = fwd = (size_t)GW_MIN((uint64_t)len, c->body_left);
         c->body_left -= used;
         last = c->body_left == 0;
     } else {
-        int rc = gw_chunked_feed(&c->chunked, b->data + off, len, &used, NULL, NULL);
+        /* Forwarded framing is canonical: extensions and trailers never reach the upstream,
+         * which might read them differently (issue 7). */
+        int rc = gw_chunked_canon(&c->chunked, b->data + off, len, &used, &fwd);
         if (rc < 0) {
             bool responded = r->responded;
             abort_request(c, 400);
@@ -478,13 +516,14 @@ static size_t feed_body(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
         last = rc == 1;
     }
     r->body_bytes += used;
+    c->body_bytes += used;
     if (last) {
         r->body_done = true;
         if (c->timer_is_request) uv_timer_stop(&c->timer);
     } else {
         c->last_body_ms = uv_now(c->server->loop);
     }
-    c->listener->handler->on_body(r, b, off, used, last);
+    c->listener->handler->on_body(r, b, off, fwd, last);
     return used;
 }
 
@@ -516,7 +555,10 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
                 p = c->pending.base;
                 avail = c->pending.len;
             }
-            int rc = gw_http_parse_request(p, avail, &head);
+            /* A head in pieces is checked from where the last read stopped (linear, however
+             * it is cut), and parsed once it is complete. */
+            int rc = before == 0 ? gw_http_parse_request(p, avail, &head) : gw_http_scan_request(p, avail, &c->head_scan);
+            if (before && rc > 0) rc = gw_http_parse_request(p, avail, &head);
             if (rc == 0) {
                 if (before == 0 && gw_buf_append(&c->pending, p, avail) != GW_OK) {
                     write_error_and_close(c, 431, "request header fields too large", true);
@@ -538,7 +580,10 @@ static void process(gw_conn_t *c, gw_block_t *b, size_t off, size_t len)
             /* Bytes of this block consumed by the head. */
             size_t from_block = head_len - before;
             gw_request_t *r = make_request(c, p, head_len, &head);
-            if (before) gw_buf_reset(&c->pending);
+            if (before) {
+                gw_buf_reset(&c->pending);
+                memset(&c->head_scan, 0, sizeof(c->head_scan));
+            }
             off += from_block;
             len -= from_block;
             dispatch_request(c, r);
@@ -573,6 +618,7 @@ void gw_request_pause_body(gw_request_t *req)
 void gw_request_resume_body(gw_request_t *req)
 {
     gw_conn_t *c = req->conn;
+    if (c->body_paused) rate_window_restart(c);
     c->body_paused = false;
     read_start(c);
 }

@@ -23,6 +23,8 @@ typedef struct gw_handler_s gw_handler_t;
 typedef struct gw_server_s {
     uv_loop_t *loop;
     int request_timeout;         /* seconds allowed to read a request (requestTimeout) */
+    int min_body_rate;           /* bytes/s a body must average per requestTimeout window after
+                                    the first (minBodyRate); 0: no minimum */
     gw_counters_t *counters;     /* where this server's figures go */
     gw_conn_t *conns;            /* open connections (for draining) */
     bool draining;               /* no keep-alive any more; set by gw_server_drain */
@@ -44,8 +46,10 @@ struct gw_handler_s {
     /* The request head is complete and valid. The handler must eventually call
      * gw_request_finish or gw_request_abort (possibly from inside this call). */
     void (*on_request)(gw_request_t *req);
-    /* Body bytes as received (for chunked bodies: the raw chunked framing). The handler gets
-     * its own reference on b if it keeps it. last is true on the final piece (len may be 0). */
+    /* Body bytes as received; for chunked bodies the chunked framing made canonical (size
+     * digits, data and CRLFs as received; extensions and trailers removed, in place). The
+     * handler gets its own reference on b if it keeps it. last is true on the final piece
+     * (len may be 0). */
     void (*on_body)(gw_request_t *req, gw_block_t *b, size_t off, size_t len, bool last);
     /* The client went away (req->abort_status 0) or the server ends the request with
      * req->abort_status (408 timeout, 400 bad chunked body): drop everything. req is freed

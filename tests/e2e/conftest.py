@@ -169,6 +169,16 @@ def mtls_nginx(tmp_path_factory, certs, auth_certs, authmock):
 
 
 @pytest.fixture
+def strict_upstream():
+    """A strict recording upstream (strict_upstream.py): raw bytes per connection, RFC 9112
+    parsing, 400 and a recorded violation on anything off."""
+    import strict_upstream as S
+    u = S.StrictUpstream()
+    yield u
+    u.stop()
+
+
+@pytest.fixture
 def tmpdir_str(tmp_path):
     return str(tmp_path)
 

@@ -67,30 +67,75 @@ def test_head_under_64k_accepted(main_gw):
     assert len(H.echo_headers(r)) >= 40
 
 
-def test_content_length_and_transfer_encoding_is_400(main_gw):
-    bad_request(main_gw.proxy, b"POST /e2e/echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+@pytest.fixture
+def strict_gw(tmpdir_str, strict_upstream):
+    """A gateway whose one API (/t/up/...) is the strict recording upstream (gw.up)."""
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [H.application("t", [H.service("Up", [
+        H.entry(strict_upstream.url("/x"))])])])
+    with H.gateway(tmpdir_str, cfg) as gw:
+        gw.up = strict_upstream
+        yield gw
+
+
+def nothing_went_upstream(gw):
+    """After requests the gateway refused: a good one reaches the strict upstream, and it is
+    all the upstream ever got (no bytes on any other connection, no violation)."""
+    r = H.http(gw.proxy, "POST", "/t/up/marker", body=b"marker")
+    assert r.status == 200, r
+    up = gw.up
+    assert up.wait_requests(1, 5 * H.SLOW)
+    marker = up.requests[-1].conn
+    assert up.wait(lambda: all(c.done.is_set() for c in up.conns if c.index != marker) or None, 5 * H.SLOW)
+    assert [(q.method, q.target) for q in up.requests] == [("POST", "/x/marker")], up.requests
+    assert all(not c.raw for c in up.conns if c.index != marker), [bytes(c.raw[:80]) for c in up.conns]
+    assert up.violations == []
+
+
+def test_content_length_and_transfer_encoding_is_400(strict_gw):
+    bad_request(strict_gw.proxy, b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400)
+    nothing_went_upstream(strict_gw)
 
 
-def test_conflicting_content_length_is_400(main_gw):
-    bad_request(main_gw.proxy, b"POST /e2e/echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+def test_conflicting_content_length_is_400(strict_gw):
+    bad_request(strict_gw.proxy, b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
                 b"Content-Length: 6\r\n\r\nhello!", 400)
-    bad_request(main_gw.proxy, b"POST /e2e/echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!", 400)
+    bad_request(strict_gw.proxy, b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!", 400)
+    nothing_went_upstream(strict_gw)
 
 
-def test_invalid_content_length_is_400(main_gw):
-    for v in (b"-1", b"abc", b"0x10", b"99999999999999999999999"):
-        bad_request(main_gw.proxy, b"POST /e2e/echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: " + v +
+def test_invalid_content_length_is_400(strict_gw):
+    for v in (b"-1", b"abc", b"0x10", b"99999999999999999999999", b"+5", b" "):
+        bad_request(strict_gw.proxy, b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nContent-Length: " + v +
                     b"\r\n\r\n", 400)
+    nothing_went_upstream(strict_gw)
 
 
-def test_transfer_encoding_gzip_is_400(main_gw):
-    bad_request(main_gw.proxy, b"POST /e2e/echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nxx", 400)
+def test_transfer_encoding_other_than_chunked_is_400(strict_gw):
+    for te in (b"gzip", b"chunked, chunked", b"gzip, chunked", b"identity"):
+        bad_request(strict_gw.proxy, b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
+                    b"\r\n\r\n0\r\n\r\n", 400)
+    nothing_went_upstream(strict_gw)
 
 
-def test_bad_chunk_framing_is_400(main_gw):
-    bad_request(main_gw.proxy, b"POST /e2e/echo/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+def test_bad_chunk_framing_is_400(strict_gw):
+    bad_request(strict_gw.proxy, b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"zz\r\nhello\r\n0\r\n\r\n", 400)
+    nothing_went_upstream(strict_gw)
+
+
+def test_duplicate_identical_content_length_goes_upstream_once(strict_gw):
+    """Identical repeated values are accepted (as Go does); the upstream gets one header."""
+    with H.RawConn(strict_gw.proxy) as c:
+        c.send(b"POST /t/up/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")
+        r = c.read_response("POST")
+    assert r.status == 200, r
+    q = strict_gw.up.requests[-1]
+    assert [v for k, v in q.headers if k.lower() == "content-length"] == ["5"], q.headers
+    assert q.raw_body == b"hello"
+    assert strict_gw.up.violations == []
 
 
 def test_request_timeout_is_408_and_closed(tmpdir_str, upstream):

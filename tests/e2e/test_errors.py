@@ -93,16 +93,20 @@ def test_upstream_closed_idle_pooled_connection(main_gw, upstream):
         assert r.status == 200, (i, r)
 
 
-@pytest.mark.parametrize("method,body", [("GET", None), ("POST", b"x" * 5000), ("PUT", b"")],
-                         ids=["GET", "POST-5000", "PUT-empty"])
+@pytest.mark.parametrize("method,body", [("GET", None), ("PUT", b"x" * 5000), ("PUT", b""), ("POST", b"x" * 5000)],
+                         ids=["GET", "PUT-5000", "PUT-empty", "POST-5000"])
 def test_request_resent_when_pooled_connection_dies_unanswered(main_gw, method, body):
     """The pooled upstream connection is closed by the server as the next request arrives
-    (nothing answered): the gateway sends the request again on a new connection, body
-    included, instead of failing it."""
+    (nothing answered): the gateway sends an idempotent request again on a new connection,
+    body included, instead of failing it. A POST the server read may have been acted on: it is
+    never sent twice (502; issue 7, and test_hardening.py counts what the upstream got)."""
     with H.RawConn(main_gw.proxy, timeout=10) as c:
         r = c.request("GET", "/e2e/root/dropnext")
         assert r.status == 200, r
         r = c.request(method, "/e2e/root/echo/resent", body=body)
+        if method == "POST":
+            assert r.status == 502, r
+            return
         assert r.status == 200, r
         doc = r.json()
         assert doc["method"] == method

@@ -1,7 +1,10 @@
 """Hostile input and failure modes that once slipped through (issue 7): oversized Content-Length,
 many Connection headers, dot-segments and // targets, duplicate upstream Content-Length,
 malformed or stalled upstream bodies, a second gateway on our ports, resends after an upstream
-reload."""
+reload; on the request side, checked against a strict recording upstream: canonical chunked
+framing, malformed chunk lines, no second POST after a dropped pooled connection, the minimum
+body rate, and the CPU cost of a head trickled in small pieces."""
+import os
 import socket
 import time
 import threading
@@ -309,3 +312,228 @@ def test_resend_after_a_dead_pooled_connection_uses_a_fresh_one(tmpdir_str):
             assert r.status == 200, r
     finally:
         up.close()
+
+
+# --------------------------------------------------------------------------- request side (issue 7)
+# A strict recording upstream (strict_upstream.py) shows exactly what the gateway sent.
+
+def _post_chunked(port, body, path="/hard/up/c", split=0):
+    """Sends a chunked POST with the raw framing body (one write, or split-byte pieces)."""
+    c = H.RawConn(port, timeout=10 * H.SLOW)
+    data = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    if split:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(data), split):
+            c.send(data[i:i + split])
+    else:
+        c.send(data)
+    return c
+
+
+CANONICAL = [
+    # as received when already canonical (leading zeros are hex digits every parser reads alike)
+    (b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+    (b"000005\r\nhello\r\n0\r\n\r\n", b"000005\r\nhello\r\n0\r\n\r\n"),
+    # BWS, extensions and trailers are never forwarded
+    (b"5 \r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    (b"5\t\r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    (b"5;a=b\r\nhello\r\n0\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    (b'5 ; a = "x;y\\"z" ; b\r\nhello\r\n1;c=d\r\n!\r\n0;last\r\nX-Trailer: t\r\nY: 2\r\n\r\n',
+     b"5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n"),
+]
+
+
+def test_chunk_framing_reaches_the_upstream_canonical(tmpdir_str, strict_upstream):
+    up = strict_upstream
+    with _gateway_for(tmpdir_str, "g", {"Up": up}) as gw:
+        for body, want in CANONICAL:
+            for split in (0, 1, 3):
+                up.reset()
+                with _post_chunked(gw.proxy, body, split=split) as c:
+                    r = c.read_response("POST")
+                assert r.status == 200, (body, split, r)
+                assert up.wait_requests(1), (body, split, up.requests)
+                got = up.requests[0]
+                assert up.violations == [], (body, up.violations)
+                assert got.raw_body == want, (body, split, got.raw_body)
+                assert got.header("Transfer-Encoding") == "chunked", got.headers
+                assert got.trailers == [], got.trailers
+
+
+MALFORMED = [
+    b"5;\r\nhello\r\n0\r\n\r\n",                 # empty extension name
+    b'5;a="x\r\nhello\r\n0\r\n\r\n',             # unterminated quoted string
+    b"5;a=b c\r\nhello\r\n0\r\n\r\n",            # junk after a value
+    b"5;a\x01\r\nhello\r\n0\r\n\r\n",            # CTL
+    b"zz\r\nhello\r\n0\r\n\r\n",                 # bad hex
+    b"5\nhello\r\n0\r\n\r\n",                    # bare LF
+    b"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",  # overflow
+    b"00000000000000005\r\nhello\r\n0\r\n\r\n",   # 17 digits (Go and others refuse them)
+    b"5\r\nhello\r\n0\r\nX : t\r\n\r\n",         # malformed trailer
+]
+
+
+def test_malformed_chunk_lines_are_400_and_nothing_goes_upstream(tmpdir_str, strict_upstream):
+    up = strict_upstream
+    with _gateway_for(tmpdir_str, "g", {"Up": up}) as gw:
+        for body in MALFORMED:
+            with _post_chunked(gw.proxy, body) as c:
+                r = c.read_response("POST")
+                H.assert_gw_error(r, 400, "invalid chunked request body")
+                assert c.wait_closed(3 * H.SLOW), body
+        # a good request afterwards: the upstream saw it, and nothing else
+        r = H.http(gw.proxy, "POST", "/hard/up/marker", body=b"marker")
+        assert r.status == 200, r
+        assert up.wait_requests(1)
+        marker = up.requests[-1].conn
+        assert up.wait(lambda: all(c.done.is_set() for c in up.conns if c.index != marker) or None, 5 * H.SLOW)
+        assert [(q.method, q.target) for q in up.requests] == [("POST", "/x/marker")], up.requests
+        assert all(not c.raw for c in up.conns if c.index != marker)
+        assert up.violations == []
+
+
+def test_post_dropped_unanswered_on_a_pooled_connection_is_not_resent(tmpdir_str):
+    """Issue 7: a POST the upstream read and then closed on without answering (a strict server
+    refusing it, or one that crashed) was sent again on a fresh connection: never for a
+    non-idempotent request whose bytes went out. Idempotent ones still are."""
+    import strict_upstream as S
+    for method, resent in (("POST", False), ("PATCH", False), ("PUT", True), ("DELETE", True)):
+        up = S.StrictUpstream(drop={1})  # the second request is read, then dropped
+        try:
+            with _gateway_for(tmpdir_str, "g-" + method, {"Up": up}, workers=1) as gw:
+                with H.RawConn(gw.proxy, timeout=10 * H.SLOW) as c:
+                    r = c.request("GET", "/hard/up/first")
+                    assert r.status == 200, r
+                    r = c.request(method, "/hard/up/second", body=b"p" * 5000)
+                # the client has its answer: any resend happened before it
+                got = [(q.method, q.target, len(q.body)) for q in up.requests]
+                if resent:
+                    assert r.status == 200, (method, r)
+                    assert got == [("GET", "/x/first", 0)] + [(method, "/x/second", 5000)] * 2, got
+                else:
+                    assert r.status == 502, (method, r)
+                    assert got == [("GET", "/x/first", 0), (method, "/x/second", 5000)], got
+                assert up.violations == []
+        finally:
+            up.stop()
+
+
+def _wait_readable(sock, timeout):
+    import select
+    r, _, _ = select.select([sock], [], [], timeout)
+    return bool(r)
+
+
+def _trickle(c, n, every):
+    """Sends one body byte every `every` seconds, n at most, until the gateway answers (or
+    closes). Returns the number of bytes sent."""
+    sent = 0
+    while sent < n:
+        try:
+            c.send(b"x")
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        sent += 1
+        if _wait_readable(c.sock, every):
+            break
+    return sent
+
+
+def test_trickled_body_is_408_and_the_upstream_connection_closed(tmpdir_str, strict_upstream):
+    """Issue 7 item 5: one byte every 0.5 s never trips the inactivity timeout; the minimum
+    average rate over requestTimeout windows (after the first) does."""
+    up = strict_upstream
+    with _gateway_for(tmpdir_str, "g", {"Up": up}, requestTimeout=2, minBodyRate=1024) as gw:
+        with H.RawConn(gw.proxy, timeout=20 * H.SLOW) as c:
+            t0 = time.monotonic()
+            c.send(b"POST /hard/up/trickle HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n")
+            sent = _trickle(c, 40, 0.5)
+            r = c.read_response("POST")
+            took = time.monotonic() - t0
+            H.assert_gw_error(r, 408, "request body too slow")
+            assert took < 7 * H.SLOW, "408 after %.1fs (%d bytes sent)" % (took, sent)
+            assert 3.5 < took, "408 after %.1fs: the first window is exempt" % took
+            assert c.wait_closed(3 * H.SLOW)
+        # the upstream had the head and the first bytes, then its connection was closed
+        assert up.wait(lambda: up.conns and up.conns[0].closed_by_peer.is_set(), 5 * H.SLOW), up.conns
+        assert len(up.requests) == 1 and not up.requests[0].complete, up.requests
+        assert "request body slower than minBodyRate" in gw.log_text()
+
+
+def test_large_upload_across_rate_windows_passes(tmpdir_str, strict_upstream):
+    """8 MiB sent in paced pieces over more than two requestTimeout windows: far above the rate."""
+    up = strict_upstream
+    size, piece = 8 << 20, 64 << 10
+    with _gateway_for(tmpdir_str, "g", {"Up": up}, requestTimeout=2, minBodyRate=1024) as gw:
+        with H.RawConn(gw.proxy, timeout=30 * H.SLOW) as c:
+            t0 = time.monotonic()
+            c.send(b"POST /hard/up/big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+            for i in range(size // piece):
+                c.send(b"u" * piece)
+                if i < size // piece - 1:
+                    assert not _wait_readable(c.sock, 0.04), "answered before the upload ended"
+            r = c.read_response("POST")
+            took = time.monotonic() - t0
+        assert r.status == 200, r
+        assert r.json()["body_len"] == size, r.json()
+        assert took > 4.0, "upload took %.1fs: did not span two windows" % took
+
+
+def test_min_body_rate_zero_disables_the_check(tmpdir_str, strict_upstream):
+    up = strict_upstream
+    with _gateway_for(tmpdir_str, "g", {"Up": up}, requestTimeout=2, minBodyRate=0) as gw:
+        with H.RawConn(gw.proxy, timeout=20 * H.SLOW) as c:
+            c.send(b"POST /hard/up/slow HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n")
+            sent = _trickle(c, 12, 0.5)  # 6 s: three windows
+            assert sent == 12, "the gateway answered while the body trickled in"
+            c.send(b"x" * (1000 - sent))
+            r = c.read_response("POST")
+        assert r.status == 200, r
+        assert r.json()["body_len"] == 1000, r.json()
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _long_head(size):
+    """A request head of exactly size bytes: long header names and one long value of "a<TAB>"
+    pairs (legal, and the slowest bytes for the head parser: no 16-byte skips)."""
+    parts = [b"GET /hard/up/head HTTP/1.1\r\nHost: h\r\n"]
+    for i in range(20):
+        parts.append(b"X-%03d-%s: %d\r\n" % (i, b"n" * 300, i))
+    n = sum(len(p) for p in parts)
+    fill = size - n - len(b"X-Fill: ") - 4
+    parts.append(b"X-Fill: " + (b"a\t" * fill)[:fill] + b"\r\n\r\n")
+    return b"".join(parts)
+
+
+def _trickle_cpu(gw, data, piece):
+    """Gateway CPU seconds while data goes out in paced pieces (most arrive in reads of their
+    own), until the response."""
+    with H.RawConn(gw.proxy, timeout=60 * H.SLOW) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cpu0 = _cpu_seconds(gw.pid)
+        for i in range(0, len(data), piece):
+            c.send(data[i:i + piece])
+            time.sleep(0.0001)
+        r = c.read_response()
+        cpu = _cpu_seconds(gw.pid) - cpu0
+    assert r.status == 200, r
+    return cpu
+
+
+def test_head_trickled_in_small_pieces_costs_linear_cpu(tmpdir_str, strict_upstream):
+    """Issue 7 item 6: a 60 KiB head sent in 2-byte pieces (~30 000 reads). Re-parsing the head
+    from byte 0 on every read cost ~N^2/2 byte steps (about 2 s of CPU for this head); now each
+    read checks only its own bytes, and what remains is the cost of the reads themselves."""
+    up = strict_upstream
+    head = _long_head(60 * 1024)
+    with _gateway_for(tmpdir_str, "g", {"Up": up}, workers=1, logLevel="info") as gw:
+        assert H.get(gw.proxy, "/hard/up/warm").status == 200
+        cpu = _trickle_cpu(gw, head, 2)
+        assert up.requests[-1].header("X-Fill") is not None
+        print("gateway CPU, 60 KiB head in 2-byte pieces: %.3f s" % cpu)
+        assert cpu < 0.6 * H.SLOW, "%.3f s of CPU for one trickled head" % cpu

@@ -71,7 +71,7 @@ static void test_syntaxes(void)
                             "/k/config", "-apiServerURL=https://k8s:6443", "-proxyTimeout=5",
                             "--requestTimeout", "7", "-proxyCacheTTL=0", "-configDir=/etc/appgw",
                             "-workers", "4", "--shutdownGrace=0", "-listenAddress", "127.0.0.1",
-                            "--retryBodyLimit=0")),
+                            "--retryBodyLimit=0", "--minBodyRate=0")),
                  0);
     CHECK_EQ_INT(f.proxy_port, 9000);
     CHECK_EQ_INT(f.proxy_port_compass, 9002);
@@ -88,14 +88,21 @@ static void test_syntaxes(void)
     CHECK_EQ_INT(f.shutdown_grace, 0);
     CHECK_EQ_STR(f.listen_address, "127.0.0.1");
     CHECK_EQ_INT(f.retry_body_limit, 0);
+    CHECK_EQ_INT(f.min_body_rate, 0);
     gw_flags_free(&f);
     /* defaults of our additions */
     CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-proxyPort=9000")), 0);
     CHECK_EQ_INT(f.retry_body_limit, 1024 * 1024);
+    CHECK_EQ_INT(f.min_body_rate, 1024);
+    gw_flags_free(&f);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-minBodyRate", "4096")), 0);
+    CHECK_EQ_INT(f.min_body_rate, 4096);
     gw_flags_free(&f);
     /* out of range */
     CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-retryBodyLimit=-1")), GW_EINVAL);
     CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-retryBodyLimit=2000000000")), GW_EINVAL);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-minBodyRate=-1")), GW_EINVAL);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-minBodyRate=1k")), GW_EINVAL);
 }
 
 /* -accessLog: Go's boolean flag syntax (alone = true, never takes the next argument). */

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/parser.h"
 #include "test.h"
@@ -325,6 +326,126 @@ static void test_incremental(void)
     CHECK_EQ_INT(preq_n(bad, 19), GW_EBADMSG);
 }
 
+/* gw_http_scan_request fed s one byte more at a time gives, for every prefix, the verdict
+ * gw_http_parse_request gives on that prefix (until the first non-zero one). */
+static int scan_agrees(const char *s, size_t n)
+{
+    gw_head_scan_t st;
+    memset(&st, 0, sizeof(st));
+    char *b = malloc(n ? n : 1);
+    memcpy(b, s, n);
+    int good = 1;
+    for (size_t k = 1; k <= n; k++) {
+        int want = preq_n(s, k), got = gw_http_scan_request(b, k, &st);
+        if (got != want) {
+            fprintf(stderr, "scan of %zu bytes of %.40s: %d, parse: %d\n", k, s, got, want);
+            good = 0;
+            break;
+        }
+        if (got != 0)
+            break;
+    }
+    free(b);
+    return good;
+}
+
+#define SCAN_AGREES(s) CHECK(scan_agrees((s), sizeof(s) - 1))
+
+static void test_scan_request(void)
+{
+    SCAN_AGREES("GET / HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("POST /submit/form?x=y HTTP/1.0\r\nHost: example.com:8080\r\nX-Tab:\tv\t\r\n\r\nBODY");
+    SCAN_AGREES("\r\n\r\nOPTIONS * HTTP/1.1\r\nA: b\n\n");
+    SCAN_AGREES("GET /\xc3\xa9 HTTP/1.1\r\nX: \xff\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\nA:\r\nB:  \r\n\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\nHo st: a\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\nX: a\x00\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\n: a\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\r\n\rX");
+    SCAN_AGREES("GET  / HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("GET /  HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.2\r\n\r\n");
+    SCAN_AGREES("GET / HTTP/1.1\n\r\n");
+    SCAN_AGREES("GET / http/1.1\r\n\r\n");
+    SCAN_AGREES(" GET / HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("\nGET / HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("\r\rGET / HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("G\x01T / HTTP/1.1\r\n\r\n");
+    SCAN_AGREES("GET /a\tb HTTP/1.1\r\n\r\n");
+
+    /* 128 headers are fine, the 129th is 431 */
+    static char many[8192];
+    size_t off = (size_t)sprintf(many, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < 129; i++)
+        off += (size_t)sprintf(many + off, "H%d: v\r\n", i);
+    off += (size_t)sprintf(many + off, "\r\n");
+    CHECK(scan_agrees(many, off));
+    gw_head_scan_t st = {0};
+    CHECK_EQ_INT(gw_http_scan_request(many, off, &st), GW_E2BIG);
+
+    /* an unfinished 64 KiB head is 431, as for the parser */
+    char *big = malloc(GW_HTTP_MAX_HEAD + 10);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    memset(big + 19, 'v', GW_HTTP_MAX_HEAD + 10 - 19);
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ_INT(gw_http_scan_request(big, GW_HTTP_MAX_HEAD - 1, &st), 0);
+    CHECK_EQ_INT(gw_http_scan_request(big, GW_HTTP_MAX_HEAD, &st), GW_E2BIG);
+    CHECK_EQ_INT(preq_n(big, GW_HTTP_MAX_HEAD), GW_E2BIG);
+    free(big);
+}
+
+/* A 64 KiB head fed one byte at a time (issue 7 item 6): every byte is examined once. Bytes an
+ * earlier call checked are overwritten with NUL (invalid anywhere in a head), so a scan that
+ * went back over them would fail; and the whole feed costs a few milliseconds, where parsing
+ * from the start on every byte costs about N^2/2 byte steps. */
+static void test_scan_linear(void)
+{
+    size_t n = 0, cap = GW_HTTP_MAX_HEAD;
+    char *head = malloc(cap), *work = malloc(cap);
+    n += (size_t)sprintf(head, "POST /app/svc/path HTTP/1.1\r\nHost: h\r\n");
+    for (int i = 0; i < 100; i++) { /* long names: byte-by-byte tchar work for a re-parse */
+        n += (size_t)sprintf(head + n, "X-%03d-", i);
+        memset(head + n, 'n', 300);
+        n += 300;
+        n += (size_t)sprintf(head + n, ": %d\r\n", i);
+    }
+    n += (size_t)sprintf(head + n, "X-Huge: ");
+    size_t fill = cap - n - 4 - 100;
+    for (size_t i = 0; i < fill; i++) /* "a<TAB>": the slowest value bytes (no 16-byte skips) */
+        head[n + i] = i % 2 ? '\t' : 'a';
+    n += fill;
+    memcpy(head + n, "\r\n\r\n", 4);
+    n += 4;
+    CHECK(n < GW_HTTP_MAX_HEAD && n > 60 * 1024);
+
+    gw_head_scan_t st = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    int rc = 0;
+    size_t calls = 0;
+    for (size_t k = 1; k <= n && rc == 0; k++) {
+        work[k - 1] = head[k - 1];
+        uint32_t before = st.pos;
+        rc = gw_http_scan_request(work, k, &st);
+        calls++;
+        CHECK(st.pos >= before); /* never goes back */
+        memset(work + before, 0, st.pos - before); /* checked bytes are never read again */
+    }
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    CHECK_EQ_INT(rc, (int)n);
+    CHECK_EQ_INT(calls, n);
+    CHECK_EQ_INT(preq_n(head, n), (int)n); /* the parse the server does then */
+    CHECK_EQ_INT(req.nheaders, 102);
+    fprintf(stderr, "scan of a %zu-byte head fed 1 byte at a time: %.2f ms CPU\n", n, ms);
+    CHECK(ms < 50.0);
+    free(head);
+    free(work);
+}
+
 static void test_smuggling_heads(void)
 {
     /* obs-fold */
@@ -590,7 +711,8 @@ static void test_response_framing(void)
 /* ---------------------------------------------------------------- chunked decoder */
 
 /* Decodes s (length n) fed in pieces cut at the given offsets; mode 0 = separate out buffer,
- * 1 = in place, 2 = pass-through. Returns the final feed result; body/total/consumed out. */
+ * 1 = in place, 2 = pass-through, 3 = canonical pass-through (body gets the forwarded bytes).
+ * Returns the final feed result; body/total/consumed out. */
 static int chunk_decode(const char *s, size_t n, const size_t *cuts, size_t ncuts, int mode,
                         char *body, size_t *body_len, size_t *consumed_total)
 {
@@ -608,7 +730,12 @@ static int chunk_decode(const char *s, size_t n, const size_t *cuts, size_t ncut
         memcpy(piece, in + pos, plen);
         char *outbuf = mode == 0 ? malloc(plen ? plen : 1) : mode == 1 ? piece : NULL;
         size_t used = 99999, olen = 99999;
-        rc = gw_chunked_feed(&st, piece, plen, &used, outbuf, &olen);
+        if (mode == 3) {
+            rc = gw_chunked_canon(&st, piece, plen, &used, &olen);
+            outbuf = piece;
+        } else {
+            rc = gw_chunked_feed(&st, piece, plen, &used, outbuf, &olen);
+        }
         if (used > plen || olen > used)
             rc = -1000;
         if (rc == 0 && used != plen)
@@ -660,7 +787,7 @@ static int chunk_bad(const char *s, size_t n)
     char body[4096];
     size_t blen, used;
     int good = 1;
-    for (int mode = 0; mode < 3; mode++) {
+    for (int mode = 0; mode < 4; mode++) {
         good &= chunk_decode(s, n, NULL, 0, mode, body, &blen, &used) == GW_EBADMSG;
         for (size_t cut = 0; cut <= n; cut++)
             good &= chunk_decode(s, n, &cut, 1, mode, body, &blen, &used) == GW_EBADMSG;
@@ -668,6 +795,27 @@ static int chunk_bad(const char *s, size_t n)
     return good;
 }
 
+/* Canonical pass-through forwards exactly want for s, however s is split. */
+static int canon_ok(const char *s, size_t n, const char *want, size_t trailing)
+{
+    char out[4096];
+    size_t olen, used, wl = strlen(want);
+    int good = chunk_decode(s, n, NULL, 0, 3, out, &olen, &used) == 1 && used == n - trailing && olen == wl &&
+               !memcmp(out, want, wl);
+    for (size_t cut = 0; cut <= n; cut++)
+        good &= chunk_decode(s, n, &cut, 1, 3, out, &olen, &used) == 1 && used == n - trailing && olen == wl &&
+                !memcmp(out, want, wl);
+    size_t cuts[1024];
+    for (size_t i = 0; i < n && i < 1024; i++)
+        cuts[i] = i + 1;
+    good &= chunk_decode(s, n, cuts, n < 1024 ? n : 1024, 3, out, &olen, &used) == 1 && olen == wl &&
+            !memcmp(out, want, wl);
+    if (!good)
+        fprintf(stderr, "canon_ok failed for %.*s\n", (int)n, s);
+    return good;
+}
+
+#define CANON_OK(s, want, trailing) CHECK(canon_ok((s), sizeof(s) - 1, (want), (trailing)))
 #define CHUNK_OK(s, want, trailing) CHECK(chunk_ok((s), sizeof(s) - 1, (want), (trailing)))
 #define CHUNK_BAD(s) CHECK(chunk_bad((s), sizeof(s) - 1))
 
@@ -738,6 +886,32 @@ static void test_chunked_extensions(void)
     CHUNK_BAD("5;a\x01\r\nhello\r\n0\r\n\r\n");
     CHUNK_BAD("5 5\r\nhello\r\n0\r\n\r\n");
     CHUNK_BAD("5 x\r\nhello\r\n0\r\n\r\n");
+    /* RFC 9112 §7.1.1 grammar: BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] */
+    CHUNK_OK("5;a=\"\"\r\nhello\r\n0\r\n\r\n", "hello", 0);
+    CHUNK_OK("5;a=\"q\\\"x\" ;b\r\nhello\r\n0\r\n\r\n", "hello", 0);
+    CHUNK_OK("5;a ;b\r\nhello\r\n0\r\n\r\n", "hello", 0);
+    CHUNK_OK("5;a=b ;c=\"d\" \r\nhello\r\n0\r\n\r\n", "hello", 0);
+    CHUNK_OK("5\t\r\nhello\r\n0\r\n\r\n", "hello", 0);
+    CHUNK_OK("5;a=\"\xe9\"\r\nhello\r\n0\r\n\r\n", "hello", 0); /* obs-text */
+    CHUNK_BAD("5;\r\nhello\r\n0\r\n\r\n");                   /* empty name */
+    CHUNK_BAD("5; \r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;;a\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;=b\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a=\r\nhello\r\n0\r\n\r\n");                 /* empty value */
+    CHUNK_BAD("5;a=\"x\r\nhello\r\n0\r\n\r\n");              /* unterminated quoted string */
+    CHUNK_BAD("5;a=\"x\\\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a=b c\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a b\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a=\"x\"y\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a=b/c\r\nhello\r\n0\r\n\r\n");              /* '/' is no tchar */
+    CHUNK_BAD("5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a\x7f\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("5 ;\r\nhello\r\n0\r\n\r\n");
+    CHUNK_BAD("0;\r\n\r\n");
+    /* at most 16 hex digits, leading zeros included (Go refuses more) */
+    CHUNK_OK("0000000000000005\r\nhello\r\n0\r\n\r\n", "hello", 0);
+    CHUNK_BAD("00000000000000005\r\nhello\r\n0\r\n\r\n");
 
     /* extension up to the 8 KiB line cap is fine, over it is not */
     size_t n = 8300;
@@ -767,6 +941,38 @@ static void test_chunked_extensions(void)
     size_t used, olen;
     CHECK_EQ_INT(gw_chunked_feed(&st, b, 8300, &used, NULL, &olen), GW_EBADMSG);
     free(b);
+}
+
+static void test_chunked_canonical(void)
+{
+    /* canonical input is forwarded as it is, in place, nothing moved */
+    CANON_OK("5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", 0);
+    CANON_OK("000005\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\nNEXT",
+             "000005\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n", 4);
+    char plain[] = "3\r\nabc\r\n0\r\n\r\n";
+    gw_chunked_t st = {0};
+    size_t used, olen;
+    CHECK_EQ_INT(gw_chunked_canon(&st, plain, sizeof(plain) - 1, &used, &olen), 1);
+    CHECK_EQ_INT(used, sizeof(plain) - 1);
+    CHECK_EQ_INT(olen, used);
+    CHECK_EQ_STR(plain, "3\r\nabc\r\n0\r\n\r\n");
+    /* BWS, extensions and trailers removed; digits, data and CRLFs as received */
+    CANON_OK("5 \r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", 0);
+    CANON_OK("5\t\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", 0);
+    CANON_OK("5;a=b\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", 0);
+    CANON_OK("5 ; a = \"x;y\\\"z\" ; b\r\nhello\r\n3;c\r\n\r\n;\r\n0;last\r\nX-T: 1\r\nY:\r\n\r\nNEXT",
+             "5\r\nhello\r\n3\r\n\r\n;\r\n0\r\n\r\n", 4);
+    CANON_OK("0\r\nX-Sum: abc\r\n\r\n", "0\r\n\r\n", 0);
+    /* the bytes past the consumed part are untouched */
+    char ext[] = "2;x=\"long extension\"\r\nhi\r\n0\r\nT: v\r\n\r\nGET";
+    memset(&st, 0, sizeof(st));
+    CHECK_EQ_INT(gw_chunked_canon(&st, ext, sizeof(ext) - 1, &used, &olen), 1);
+    CHECK_EQ_INT(used, sizeof(ext) - 4);
+    CHECK_EQ_INT(olen, 12);
+    CHECK(memcmp(ext, "2\r\nhi\r\n0\r\n\r\n", 12) == 0);
+    CHECK(memcmp(ext + used, "GET", 3) == 0);
+    /* malformed lines fail in canonical mode too (CHUNK_BAD covers mode 3) */
+    CHUNK_BAD("5;a=\"x\r\nhello\r\n0\r\n\r\n");
 }
 
 static void test_chunked_trailers(void)
@@ -867,6 +1073,8 @@ int main(void)
     GW_RUN(test_many_headers);
     GW_RUN(test_head_limit);
     GW_RUN(test_incremental);
+    GW_RUN(test_scan_request);
+    GW_RUN(test_scan_linear);
     GW_RUN(test_smuggling_heads);
     GW_RUN(test_find_header);
     GW_RUN(test_content_length_parse);
@@ -876,6 +1084,7 @@ int main(void)
     GW_RUN(test_chunked_basic);
     GW_RUN(test_chunked_after_end);
     GW_RUN(test_chunked_extensions);
+    GW_RUN(test_chunked_canonical);
     GW_RUN(test_chunked_trailers);
     GW_RUN(test_chunked_bad_framing);
     GW_RUN(test_chunked_large);
