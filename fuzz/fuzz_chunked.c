@@ -6,12 +6,7 @@
 #include <string.h>
 
 #include "http/parser.h"
-
-#define REQUIRE(c) \
-    do {           \
-        if (!(c))  \
-            abort(); \
-    } while (0)
+#include "require.h"
 
 /* Feeds d[0..n) in pieces of at most step bytes (0 = all at once). */
 static int feed_split(const uint8_t *d, size_t n, size_t step, int mode, char *out, size_t *consumed,

@@ -7,14 +7,7 @@
 
 #include "http/egress.h"
 #include "util/common.h"
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 #define NPARTS 4
 

@@ -6,12 +6,7 @@
 #include <string.h>
 
 #include "http/parser.h"
-
-#define REQUIRE(c) \
-    do {           \
-        if (!(c))  \
-            abort(); \
-    } while (0)
+#include "require.h"
 
 static gw_req_head_t h;
 

@@ -15,14 +15,7 @@
 #include "registry/decode.h"
 #include "registry/kubeconfig.h"
 #include "util/common.h"
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 #define MARKER "FUZZSECRET"
 

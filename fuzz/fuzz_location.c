@@ -10,15 +10,9 @@
 #include "gateway/rewrite.h"
 #include "util/common.h"
 #include "util/url.h"
+#include "require.h"
 
 #define NPARTS 7
-#define REQUIRE(c)                                                                              \
-    do {                                                                                        \
-        if (!(c)) {                                                                             \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #c);        \
-            abort();                                                                            \
-        }                                                                                       \
-    } while (0)
 
 /* Input: one control byte, then parts separated by '\n': location, request URL, target
  * host name, target path, prefix, gateway request path, caller query. */

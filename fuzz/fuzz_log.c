@@ -11,14 +11,7 @@
 #include <string.h>
 
 #include "util/log.h"
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 /* Input: one control byte (bits 0-2: level; bit 3: add the fuzzed key field; bit 4: repeat
  * the value until it exceeds the line cap), then message '\0' value '\0' key. */

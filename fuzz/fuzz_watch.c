@@ -9,14 +9,7 @@
 
 #include "registry/watch_decode.h"
 #include "util/common.h"
-
-#define REQUIRE(c)                                                                       \
-    do {                                                                                 \
-        if (!(c)) {                                                                      \
-            fprintf(stderr, "invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #c); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 #define MAX_EVENTS 4096
 
