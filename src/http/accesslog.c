@@ -109,15 +109,24 @@ void gw_accesslog_format(gw_buf_t *b, const char *stamp, unsigned ms, const gw_a
 
 void gw_accesslog_write(gw_accesslog_t *a, const gw_access_t *e)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != a->stamp_sec || !a->stamp[0]) {
+    /* The time is the loop's (updated once per iteration, ms), mapped to the wall clock with
+     * an offset read at most once a second: no clock call per request. */
+    uint64_t now = uv_now(a->flush.loop);
+    if (!a->synced_at || now - a->synced_at >= 1000) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        a->wall_minus_loop = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (int64_t)now;
+        a->synced_at = now;
+    }
+    int64_t wall = (int64_t)now + a->wall_minus_loop;
+    time_t sec = (time_t)(wall / 1000);
+    if (sec != a->stamp_sec || !a->stamp[0]) {
         struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
+        gmtime_r(&sec, &tm);
         strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        a->stamp_sec = ts.tv_sec;
+        a->stamp_sec = sec;
     }
     if (!a->buf.len) uv_prepare_start(&a->flush, on_prepare);
-    gw_accesslog_format(&a->buf, a->stamp, (unsigned)(ts.tv_nsec / 1000000), e);
+    gw_accesslog_format(&a->buf, a->stamp, (unsigned)(wall % 1000), e);
     if (a->buf.len >= FLUSH_AT) flush(a);
 }

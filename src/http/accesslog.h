@@ -18,6 +18,8 @@ typedef struct {
     bool enabled;            /* --accessLog */
     time_t stamp_sec;        /* second the cached stamp is for */
     char stamp[24];          /* "YYYY-MM-DDTHH:MM:SS" */
+    int64_t wall_minus_loop; /* wall clock ms - loop time ms, re-read every second of loop time */
+    uint64_t synced_at;      /* loop time of that reading */
 } gw_accesslog_t;
 
 /* What one line says. Strings may be empty/NULL (then omitted); no credential, cookie, query

@@ -29,7 +29,7 @@ char *gw_buf_reserve(gw_buf_t *b, size_t n)
     return b->base + b->len;
 }
 
-int gw_buf_append(gw_buf_t *b, const void *p, size_t n)
+int gw__buf_append_slow(gw_buf_t *b, const void *p, size_t n)
 {
     char *dst = gw_buf_reserve(b, n);
     if (!dst) return GW_ENOMEM;
@@ -37,11 +37,6 @@ int gw_buf_append(gw_buf_t *b, const void *p, size_t n)
     b->len += n;
     b->base[b->len] = '\0';
     return GW_OK;
-}
-
-int gw_buf_puts(gw_buf_t *b, const char *s)
-{
-    return gw_buf_append(b, s, strlen(s));
 }
 
 int gw_buf_appendf(gw_buf_t *b, const char *fmt, ...)
