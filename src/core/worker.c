@@ -174,6 +174,7 @@ static void worker_main(void *arg)
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
+    gw_freelist_drain(&w->request_states);
     if (w->pin) pin_retire(w->pin);
     w->pin = NULL;
     gw_block_drain_cache();

@@ -14,6 +14,7 @@
 #include "http/counters.h"
 #include "http/server.h"
 #include "registry/snapshot.h"
+#include "util/freelist.h"
 
 struct gw_upstream_pool_s;
 struct gw_creds_s;
@@ -56,6 +57,7 @@ typedef struct gw_worker_s {
     int stop_requested;              /* set by another thread, read with atomics */
     int exited;                      /* set (atomically) when the worker's loop has ended */
     gw_accesslog_t access;           /* this loop's access log lines */
+    gw_freelist_t request_states;    /* the proxy's per-request state, kept for reuse */
     uint64_t reqid_prefix;           /* random, for the request IDs this worker generates */
     uint64_t reqid_seq;
     gw_counters_t counters;

@@ -112,13 +112,22 @@ static int switch_protocols(proxy_t *px, const gw_resp_head_t *h);
 
 /* ---------- lifetime ---------- */
 
+static void px_destroy(void *obj)
+{
+    proxy_t *px = obj;
+    gw_buf_free(&px->up_head);
+    free(px);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     proxy_t *px = h->data;
     free(px->held_head);
-    gw_buf_free(&px->up_head);
     if (px->pin) gw_pin_put(px->pin);
-    free(px);
+    /* Kept for the next request with its head buffer's memory (no malloc per request). */
+    if (px->up_head.cap > 4096) gw_buf_free(&px->up_head); /* a rare big head is not hoarded */
+    gw_buf_reset(&px->up_head);
+    if (!gw_freelist_push(&px->worker->request_states, px)) px_destroy(px);
 }
 
 /* Appends b[off..off+len) to the list, taking a block reference. */
@@ -416,8 +425,7 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
     }
 
     bool replace_auth = access_token != NULL || api->cred_type == GW_CRED_BASIC || cv->authorization.n;
-    gw_buf_t xff;
-    gw_buf_init(&xff, GW_HTTP_MAX_HEAD);
+    bool has_xff = false;
     gw_str_t *cookies = csrf ? gw_malloc((h->nheaders + 1) * sizeof(*cookies)) : NULL;
     size_t ncookies = 0;
     for (size_t i = 0; i < h->nheaders; i++) {
@@ -438,8 +446,7 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
             continue;
         }
         if (GW_STR_IEQ_LIT(n, "x-forwarded-for")) {
-            if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
-            rc |= gw_buf_append(&xff, v.p, v.n);
+            has_xff = true; /* joined below */
             continue;
         }
         rc |= gw_buf_append(o, n.p, n.n);
@@ -452,14 +459,17 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
         rc |= gw_buf_append(o, px->upgrade.p, px->upgrade.n);
         rc |= gw_buf_puts(o, "\r\n");
     }
-    if (xff.len) rc |= gw_buf_append(&xff, ", ", 2);
-    rc |= gw_buf_puts(&xff, req->peer_ip);
+    /* X-Forwarded-For: the caller's values (all its headers, in order), then the caller. */
     rc |= gw_buf_puts(o, "X-Forwarded-For: ");
-    rc |= gw_buf_append(o, xff.base, xff.len);
+    for (size_t i = 0; has_xff && i < h->nheaders; i++)
+        if (GW_STR_IEQ_LIT(h->headers[i].name, "x-forwarded-for") && !is_hop(&hops, h->headers[i].name)) {
+            rc |= gw_buf_append(o, h->headers[i].value.p, h->headers[i].value.n);
+            rc |= gw_buf_append(o, ", ", 2);
+        }
+    rc |= gw_buf_puts(o, req->peer_ip);
     rc |= gw_buf_puts(o, "\r\nX-Request-Id: ");
     rc |= gw_buf_append(o, req->request_id, req->request_id_len);
     rc |= gw_buf_puts(o, "\r\n");
-    gw_buf_free(&xff);
     if (access_token) {
         rc |= gw_buf_puts(o, "Authorization: ");
         rc |= gw_buf_append(o, access_token->value.p, access_token->value.n);
@@ -504,14 +514,24 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
 
 static proxy_t *proxy_new(gw_request_t *req, gw_worker_t *w)
 {
-    proxy_t *px = gw_calloc(1, sizeof(*px));
+    gw_freelist_t *cache = &w->request_states;
+    cache->max = 1024;
+    cache->dtor = px_destroy;
+    proxy_t *px = gw_freelist_pop(cache);
+    if (px) {
+        gw_buf_t keep = px->up_head;
+        memset(px, 0, sizeof(*px));
+        px->up_head = keep;
+    } else {
+        px = gw_calloc(1, sizeof(*px));
+        gw_buf_init(&px->up_head, UP_HEAD_MAX);
+    }
     px->req = req;
     px->worker = w;
     px->pin = gw_pin_get(w->pin);
     px->cred_wait.cb = on_creds;
     px->app_wait.cb = on_app_fetched;
     px->is_head = gw_str_eq(req->head.method, "HEAD", 4);
-    gw_buf_init(&px->up_head, UP_HEAD_MAX);
     uv_timer_init(&w->loop, &px->timer);
     px->timer.data = px;
     req->data = px;
