@@ -88,8 +88,8 @@ REPORT="$PYTHON $HERE/report.py"
 export CLK_TCK=$(getconf CLK_TCK)
 STUB_URL="http://127.0.0.1:$((BASE_PORT + 81))/"
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh" # log, die, process handling (STARTED, stop_pid), make_tmp, wait_http
 
 # ---- tools ----
 missing=()
@@ -171,54 +171,9 @@ fi
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$REPO" status --porcelain -- src 2>/dev/null) ]]; then COMMIT="$COMMIT+dirty"; fi
 
-TMP=$(mktemp -d /tmp/appgw-bench.XXXXXX)
+make_tmp appgw-bench # $TMP, removed on exit with every process started (STARTED)
 RESULTS="$TMP/results.jsonl"
 : >"$RESULTS"
-
-# ---- process handling: every process we start is remembered by PID and stopped by PID ----
-declare -a STARTED=()
-stop_pid() { # stop_pid PID: TERM the process, wait <= 5 s, then KILL it and whatever it forked
-  local pid=$1 kids i
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kids=$($REPORT pids "$pid" 2>/dev/null || true)
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for k in $kids; do # forked workers that outlived their parent
-    [[ $k == "$pid" ]] && continue
-    kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null || true
-  done
-  return 0
-}
-cleanup() {
-  local rc=$?
-  local p
-  for p in "${STARTED[@]}"; do stop_pid "$p"; done
-  if [[ $KEEP_TMP == 1 ]]; then log "temporary files kept in $TMP"; else rm -rf "$TMP"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-need_port() { port_free "$1" || die "port $1 on 127.0.0.1 is already in use (set BASE_PORT)"; }
-
-# wait_http URL SECONDS [PID]: until URL answers 2xx; fails early if PID died
-now_us() { echo "${EPOCHREALTIME/[.,]/}"; }
-wait_http() {
-  local url=$1 secs=$2 pid=${3:-} deadline
-  deadline=$(($(now_us) + secs * 1000000))
-  while (($(now_us) < deadline)); do
-    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-    curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  return 1
-}
 
 # ---- origin: nginx, 1 worker; "hello\n" for everything, reads and discards request bodies ----
 USER_LINE=""
