@@ -20,7 +20,8 @@ PKGS=(
   python3 python3-pytest python3-requests python3-yaml   # end-to-end tests
   nginx-light haproxy wrk curl openssl procps   # test/benchmark peers and tools
   prometheus                                # promtool: the /metrics format check
-  squid                                     # forward proxy of the egress proxy tests
+  squid                                     # forward proxy of the egress proxy tests (and bench/egress.sh)
+  gnuplot-nox                               # bench/: the PNG chart of the results
 )
 mode=all
 case "${1:-}" in
