@@ -16,7 +16,10 @@
 #include "util/log.h"
 
 #define POOL_BUCKETS 256
-#define POOL_MAX_IDLE_PER_KEY 128
+/* Idle connections kept per upstream (and worker): as many as a busy worker has clients in
+ * flight, so 1,000 concurrent callers do not churn new connections (they expire after
+ * POOL_IDLE_TIMEOUT_MS anyway). */
+#define POOL_MAX_IDLE_PER_KEY 1024
 #define POOL_IDLE_TIMEOUT_MS (30 * 1000)
 #define DNS_TTL_MS 5000
 #define DNS_MAX_ADDRS 4
