@@ -193,8 +193,9 @@ static void deliver_body(gw_client_t *c, gw_block_t *b, size_t off, size_t len)
                 ooff = 0;
                 rc = gw_chunked_feed(&c->chunked, b->data + off, len, &used, copy->data, &olen);
             } else {
-                rc = gw_chunked_feed(&c->chunked, b->data + off, len, &used, NULL, NULL);
-                olen = used;
+                /* Framing passed on is canonical (extensions, trailers removed in place), so
+                 * the client cannot read the body differently from how we framed it. */
+                rc = gw_chunked_canon(&c->chunked, b->data + off, len, &used, &olen);
             }
             if (rc < 0) {
                 if (copy) gw_block_unref(copy);

@@ -38,7 +38,8 @@ typedef struct {
      * callbacks). */
     int (*on_head)(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, uint64_t content_length);
     /* Body bytes b[off..off+len) (take a reference to keep them), as framed by the upstream
-     * (chunked framing included) unless gw_client_decode_chunked was called. Called after
+     * (chunked framing included, made canonical in place: chunk extensions and trailer
+     * fields removed) unless gw_client_decode_chunked was called. Called after
      * on_head for the rest of each read, even when that is empty (len 0). done: the response
      * is complete. */
     void (*on_body)(void *ud, gw_block_t *b, size_t off, size_t len, bool done);

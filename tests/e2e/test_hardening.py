@@ -537,3 +537,43 @@ def test_head_trickled_in_small_pieces_costs_linear_cpu(tmpdir_str, strict_upstr
         assert up.requests[-1].header("X-Fill") is not None
         print("gateway CPU, 60 KiB head in 2-byte pieces: %.3f s" % cpu)
         assert cpu < 0.6 * H.SLOW, "%.3f s of CPU for one trickled head" % cpu
+
+
+def test_response_chunk_framing_reaches_the_client_canonical(tmpdir_str):
+    """Chunk extensions and trailer fields from the upstream never reach the client: it gets
+    the same body in plain chunked framing (sizes, data, CRLFs), as the request side does."""
+    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5;ext=\"a;b\"\r\nhello\r\n6 ; q=1\r\n world\r\n0;last\r\nX-Trailer: secret-ish\r\n\r\n")
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def serve():
+        c, _ = srv.accept()
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += c.recv(4096)
+        c.sendall(raw)
+        c.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [H.application("t", [H.service("S", [
+        H.entry("http://127.0.0.1:%d" % srv.getsockname()[1])])])])
+    try:
+        with H.gateway(tmpdir_str, cfg) as gw:
+            c = socket.create_connection(("127.0.0.1", gw.proxy), timeout=10)
+            c.sendall(b"GET /t/s/x HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+            got = b""
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                got += d
+            c.close()
+    finally:
+        srv.close()
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), got
+    assert body == b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", body
