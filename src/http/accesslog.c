@@ -1,5 +1,5 @@
 /* accesslog.c: the access log writer (accesslog.h): hand-rolled formatting (no printf on the
- * request path), one write per loop iteration through the logger's lock. */
+ * request path), one write per flush period through the logger's lock. */
 #include "http/accesslog.h"
 
 #include <string.h>
@@ -9,7 +9,7 @@
 /* Longest path logged (bytes before escaping); a longer one is cut (on a character boundary
  * or as U+FFFD) and "path_truncated":true is added. */
 #define PATH_MAX_LOGGED 2048
-/* Pending bytes that make the writer flush at once instead of at the end of the iteration. */
+/* Pending bytes that make the writer flush at once instead of when its timer fires. */
 #define FLUSH_AT (64 * 1024)
 
 static void flush(gw_accesslog_t *a)
@@ -18,19 +18,14 @@ static void flush(gw_accesslog_t *a)
     a->buf.len = 0;
 }
 
-static void on_prepare(uv_prepare_t *p)
-{
-    gw_accesslog_t *a = p->data;
-    flush(a);
-    uv_prepare_stop(p);
-}
+static void on_flush_timer(uv_timer_t *t) { flush(t->data); }
 
 void gw_accesslog_init(gw_accesslog_t *a, uv_loop_t *loop, bool enabled)
 {
     memset(a, 0, sizeof(*a));
     gw_buf_init(&a->buf, 1024 * 1024);
     a->enabled = enabled;
-    uv_prepare_init(loop, &a->flush);
+    uv_timer_init(loop, &a->flush);
     a->flush.data = a;
     uv_unref((uv_handle_t *)&a->flush);
 }
@@ -126,7 +121,10 @@ void gw_accesslog_write(gw_accesslog_t *a, const gw_access_t *e)
         strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
         a->stamp_sec = sec;
     }
-    if (!a->buf.len) uv_prepare_start(&a->flush, on_prepare);
+    if (!a->buf.len) uv_timer_start(&a->flush, on_flush_timer, GW_ACCESSLOG_FLUSH_MS, 0);
     gw_accesslog_format(&a->buf, a->stamp, (unsigned)(wall % 1000), e);
-    if (a->buf.len >= FLUSH_AT) flush(a);
+    if (a->buf.len >= FLUSH_AT) {
+        flush(a);
+        uv_timer_stop(&a->flush);
+    }
 }

@@ -1,5 +1,6 @@
 /* accesslog.h: one JSON line per request (at info level), formatted into a per-loop buffer
- * and written once per loop iteration, so logging every request costs no syscall per request. */
+ * and written at most every GW_ACCESSLOG_FLUSH_MS (or at 64 KiB pending, or at shutdown), so
+ * logging every request costs no syscall per request, at any load. */
 #ifndef GW_HTTP_ACCESSLOG_H
 #define GW_HTTP_ACCESSLOG_H
 
@@ -12,9 +13,11 @@
 #include "util/buf.h"
 #include "util/str.h"
 
+#define GW_ACCESSLOG_FLUSH_MS 200
+
 typedef struct {
     gw_buf_t buf;            /* lines not yet written */
-    uv_prepare_t flush;      /* active while buf holds lines: writes them before the loop blocks */
+    uv_timer_t flush;        /* armed while buf holds lines: writes them when it fires */
     bool enabled;            /* --accessLog */
     time_t stamp_sec;        /* second the cached stamp is for */
     char stamp[24];          /* "YYYY-MM-DDTHH:MM:SS" */
