@@ -384,3 +384,32 @@ def test_a_thousand_idle_tunnels_with_bounded_memory(wsgw):
             s.close()
     v, _ = H.wait_for(lambda: H.metrics(wsgw.admin)["appgw_requests_in_flight"] == 0, 20)
     assert v, "tunnels not ended after their clients closed"
+
+
+def test_sigterm_closes_tunnels_at_the_end_of_the_grace_period(tmpdir_str, ws):
+    """Draining waits for in-flight requests; a tunnel is one, so it lasts until the grace
+    period ends, then it is closed and the gateway exits 0."""
+    s0, _ = ws
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [H.application("ws", [H.service("Plain", [
+        H.entry("http://127.0.0.1:%d" % s0.port)])])])
+    gw = H.Gateway(cfg, os.path.join(tmpdir_str, "appgw.stderr"), log_level="info", flags={"shutdownGrace": 2})
+    s, line, _, rest, _ = open_tunnel(gw.proxy, "/ws/plain/echo")
+    try:
+        assert line.startswith("HTTP/1.1 101")
+        t0 = time.monotonic()
+        gw.proc.send_signal(15)
+        v, _ = H.wait_for(lambda: '"msg":"shutting down"' in gw.log_text(), 5)
+        assert v, "no shutdown under way"
+        # still relaying during the grace period
+        s.sendall(frame(1, b"during drain", True))
+        assert read_frame(s, rest)[1] == b"during drain"
+        s.settimeout(10)
+        assert s.recv(10) == b"", "the tunnel was not closed"
+        took = time.monotonic() - t0
+        assert 1.5 <= took < 6, took
+        assert gw.proc.wait(10) == 0
+    finally:
+        s.close()
+        gw.stop()
