@@ -56,3 +56,21 @@ wait_http() {
   return 1
 }
 
+# write_bench_app FILE URL: the bench's Application manifest (app "bench", service "origin",
+# one API to URL), into FILE; callers append the entry's credentials and Secrets if any.
+write_bench_app() {
+  cat >"$1" <<EOF
+apiVersion: applicationconnector.kyma-project.io/v1alpha1
+kind: Application
+metadata: {name: bench}
+spec:
+  services:
+  - id: "1"
+    name: origin
+    displayName: origin
+    entries:
+    - type: API
+      name: v1
+      targetUrl: $2
+EOF
+}

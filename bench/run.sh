@@ -564,20 +564,7 @@ write_appgw_conf() { # SCEN LABEL
   [[ ${2:-appgw} == appgw-egress ]] && up_host=$EGRESS_NAME # resolved by squid only
   rm -rf "$TMP/appgw-config"
   mkdir -p "$TMP/appgw-config"
-  cat >"$TMP/appgw-config/bench.yaml" <<EOF
-apiVersion: applicationconnector.kyma-project.io/v1alpha1
-kind: Application
-metadata: {name: bench}
-spec:
-  services:
-  - id: "1"
-    name: origin
-    displayName: origin
-    entries:
-    - type: API
-      name: v1
-      targetUrl: $up_scheme://$up_host:$up_port/
-EOF
+  write_bench_app "$TMP/appgw-config/bench.yaml" "$up_scheme://$up_host:$up_port/"
   case $scen in
   oauth)
     cat >>"$TMP/appgw-config/bench.yaml" <<EOF

@@ -81,20 +81,7 @@ log "check direct: $out"
 
 # ---- appgw: one Application, service "origin" -> the echo server ----
 mkdir -p "$TMP/appgw-config"
-cat >"$TMP/appgw-config/bench.yaml" <<EOF
-apiVersion: applicationconnector.kyma-project.io/v1alpha1
-kind: Application
-metadata: {name: bench}
-spec:
-  services:
-  - id: "1"
-    name: origin
-    displayName: origin
-    entries:
-    - type: API
-      name: v1
-      targetUrl: http://127.0.0.1:$ECHO_PORT/
-EOF
+write_bench_app "$TMP/appgw-config/bench.yaml" "http://127.0.0.1:$ECHO_PORT/"
 APPGW_PID=""
 start_appgw() { # W
   local -a extra=()
