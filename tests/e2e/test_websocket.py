@@ -413,3 +413,28 @@ def test_sigterm_closes_tunnels_at_the_end_of_the_grace_period(tmpdir_str, ws):
     finally:
         s.close()
         gw.stop()
+
+
+def test_websocket_with_an_oauth_token(tmpdir_str, ws, oauth_server):
+    """The upgrade request carries a token fetched from a real OAuth server (oidc-provider)."""
+    import auth_helpers as A
+    s0, _ = ws
+    cfg = os.path.join(tmpdir_str, "config")
+    os.makedirs(cfg)
+    H.write_yaml_docs(os.path.join(cfg, "a.yaml"), [
+        H.application("ws", [H.service("Oauth", [H.entry(
+            "http://127.0.0.1:%d" % s0.port,
+            creds=A.creds("OAuth", "ws-oauth", oauth_server.token_url(variant="ws")))])]),
+        A.oauth_secret("ws-oauth", "gw-basic", A.OP_SECRETS["gw-basic"])])
+    with H.gateway(tmpdir_str, cfg, log_level="info") as gw:
+        s, line, _, rest, _ = open_tunnel(gw.proxy, "/ws/oauth/echo")
+        try:
+            assert line.startswith("HTTP/1.1 101"), line
+            s.sendall(frame(1, b"with a token", True))
+            assert read_frame(s, rest)[1] == b"with a token"
+        finally:
+            s.close()
+    _, up = [h for h in s0.handshakes if h[0] == "/echo"][-1]
+    token = up["authorization"][0]
+    assert token.startswith("Bearer ") and len(token) > 20
+    assert oauth_server.introspect(token[len("Bearer "):])["active"] is True
