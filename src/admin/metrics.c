@@ -14,6 +14,7 @@
 #include "auth/creds.h"
 #include "core/config.h"
 #include "core/series.h"
+#include "registry/regstats.h"
 #include "util/buf.h"
 
 #ifndef GW_VERSION
@@ -390,7 +391,7 @@ void gw_admin_render_metrics(gw_buf_t *o)
     gw_buf_appendf(o, "appgw_config_objects{kind=\"secret\"} %zu\n", gw_snapshot_secret_count(snap));
     gw_snapshot_unref(snap);
     scalar(o, "appgw_config_last_load_timestamp_seconds", "gauge",
-           "Unix time the route table in use was published (0: none yet).", gw_registry_stats.last_publish);
+           "Unix time the route table in use was published (0: none yet).", gw_config_published_at());
     help(o, "appgw_config_load_errors_total", "counter",
          "Manifests or Kubernetes responses rejected (the last good configuration stays), by source.");
     gw_buf_appendf(o, "appgw_config_load_errors_total{source=\"files\"} %llu\n",

@@ -2,6 +2,7 @@
  * worker's once-per-publish refresh ever take; requests read their worker's pinned copy. */
 #include "core/config.h"
 
+#include <stdint.h>
 #include <time.h>
 
 #include "util/alloc.h"
@@ -21,13 +22,15 @@ void gw_config_init(void)
     current = gw_snapshot_empty();
 }
 
-gw_registry_stats_t gw_registry_stats = {.apiserver = -1};
+static uint64_t published_at_ms;
+
+double gw_config_published_at(void) { return (double)__atomic_load_n(&published_at_ms, __ATOMIC_RELAXED) / 1e3; }
 
 void gw_config_publish(gw_snapshot_t *snap)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gw_registry_stats.last_publish = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    __atomic_store_n(&published_at_ms, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000, __ATOMIC_RELAXED);
     uv_mutex_lock(&lock);
     gw_snapshot_t *old = current;
     current = snap;

@@ -21,16 +21,8 @@ void gw_config_unsubscribe(uv_async_t *wake);
 const char *gw_config_not_ready(void);
 /* What a source is waiting for before its first snapshot (static text, shown by /v1/ready). */
 void gw_config_set_waiting(const char *why);
-/* Registry health for /metrics: written by the configuration sources on the control loop and
- * read by the admin API, which runs there too (no atomics needed). */
-enum { GW_SOURCE_FILES = 0, GW_SOURCE_KUBE, GW_NSOURCES };
-typedef struct {
-    uint64_t load_errors[GW_NSOURCES]; /* manifests / objects rejected, by source */
-    uint64_t relists;                  /* Kubernetes: full lists after the first */
-    int apiserver;                     /* -1: no API server source; 0: unreachable; 1: reachable */
-    double last_publish;               /* unix time of the last snapshot published (0: none) */
-} gw_registry_stats_t;
-extern gw_registry_stats_t gw_registry_stats;
+/* Unix time of the last publish (0: none yet). Thread-safe. */
+double gw_config_published_at(void);
 
 /* Drops the published snapshot (at exit). */
 void gw_config_shutdown(void);

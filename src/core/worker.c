@@ -12,7 +12,6 @@
 
 #include "auth/creds.h"
 #include "core/config.h"
-#include "gateway/reqid.h"
 #include "registry/ondemand.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -198,7 +197,6 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
                               .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
     gw_accesslog_init(&w->access, &w->loop, flags->access_log != 0);
-    w->reqid_prefix = gw_reqid_prefix();
     w->creds = gw_creds_new(&w->loop);
     w->ondemand = gw_ondemand_new(&w->loop, on_ondemand_refresh, w);
     w->pin = pin_new(gw_config_acquire());

@@ -58,7 +58,8 @@ typedef struct gw_worker_s {
     int exited;                      /* set (atomically) when the worker's loop has ended */
     gw_accesslog_t access;           /* this loop's access log lines */
     gw_freelist_t request_states;    /* the proxy's per-request state, kept for reuse */
-    uint64_t reqid_prefix;           /* random, for the request IDs this worker generates */
+    uint64_t reqid_prefix;           /* random, for the request IDs this worker generates (set by
+                                        the proxy at its first generated ID; 0 until then) */
     uint64_t reqid_seq;
     gw_counters_t counters;
 } gw_worker_t;

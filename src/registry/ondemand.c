@@ -11,9 +11,9 @@
 
 #include <jansson.h>
 
-#include "core/config.h"
 #include "core/mailbox.h"
 #include "registry/kube_client.h"
+#include "registry/regstats.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/dlist.h"

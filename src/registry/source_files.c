@@ -19,9 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
 #include "registry/decode.h"
 #include "registry/readfile.h"
+#include "registry/regstats.h"
 #include "util/alloc.h"
 #include "util/common.h"
 #include "util/log.h"

@@ -16,6 +16,7 @@
 #include "registry/kube_client.h"
 #include "registry/ondemand.h"
 #include "registry/watch_decode.h"
+#include "registry/regstats.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/common.h"
