@@ -411,6 +411,19 @@ def cookies_of(doc):
     return out
 
 
+def api_calls(app):
+    """call() and ok() for the APIs of Application `app` through a gateway's proxy port (or
+    `port`): call returns the response, ok asserts 200 and returns its JSON body."""
+    def call(gw, svc, path="/x", headers=(), method="GET", body=None, port=None):
+        return H.http(port or gw.proxy, method, "/%s/%s%s" % (app, svc, path), list(headers), body)
+
+    def ok(gw, svc, path="/x", headers=(), **kw):
+        r = call(gw, svc, path, headers, **kw)
+        assert r.status == 200, r
+        return r.json()
+    return call, ok
+
+
 def check_no_secrets(text, values):
     leaks = []
     for ln in text.splitlines():

@@ -64,8 +64,7 @@ def gw(tmp_path_factory, certs, pems, authmock, mtls_nginx):
         yield g
 
 
-def call(gw, svc, path="/x", headers=(), method="GET", body=None):
-    return H.http(gw.proxy, method, "/%s/%s%s" % (APP, svc, path), list(headers), body)
+call, _ = A.api_calls(APP)
 
 
 def mtls_ok(gw, svc, uri, dn=H.CLIENT_DN, path="/x"):

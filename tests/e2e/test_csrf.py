@@ -84,14 +84,7 @@ def gw(tmp_path_factory, certs, auth_certs, authmock, mtls_nginx, closed_port):
         yield g
 
 
-def call(gw, svc, path="/x", headers=(), method="GET", body=None, port=None):
-    return H.http(port or gw.proxy, method, "/%s/%s%s" % (APP, svc, path), list(headers), body)
-
-
-def ok(gw, svc, path="/x", headers=(), **kw):
-    r = call(gw, svc, path, headers, **kw)
-    assert r.status == 200, r
-    return r.json()
+call, ok = A.api_calls(APP)
 
 
 def assert_csrf_fetch(rec, authorization=None, dn=None):

@@ -76,14 +76,7 @@ def gw(tmp_path_factory, certs, pems, oauth_server, authmock, mtls_nginx, closed
         yield g
 
 
-def call(gw, svc, path="/x", headers=(), method="GET", body=None):
-    return H.http(gw.proxy, method, "/%s/%s%s" % (APP, svc, path), list(headers), body)
-
-
-def ok(gw, svc, path="/x", headers=(), **kw):
-    r = call(gw, svc, path, headers, **kw)
-    assert r.status == 200, r
-    return r.json()
+call, ok = A.api_calls(APP)
 
 
 def op_reqs(op, variant):
