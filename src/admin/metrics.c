@@ -4,6 +4,7 @@
 #include "admin/admin.h"
 
 #include <dirent.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,39 +232,45 @@ static void render_requests(gw_buf_t *o)
 
 /* ---------- upstream hosts ---------- */
 
+/* The per-host counters of gw_upstats_t, one metric each. */
+static const struct {
+    const char *name, *help;
+    size_t off; /* of the uint64_t in gw_upstats_t */
+} host_metrics[] = {
+    {"appgw_upstream_connections_total", "New upstream connections started, by upstream host.",
+     offsetof(gw_upstats_t, connects)},
+    {"appgw_upstream_reused_total", "Requests sent on a pooled upstream connection, by upstream host.",
+     offsetof(gw_upstats_t, reused)},
+    {"appgw_upstream_connect_errors_total",
+     "Upstream connections that failed to connect or to complete the TLS handshake, by upstream host.",
+     offsetof(gw_upstats_t, connect_errors)},
+    {"appgw_upstream_errors_total",
+     "Other upstream failures (connection lost, malformed response, timeout), by upstream host.",
+     offsetof(gw_upstats_t, errors)},
+};
+
 typedef struct {
     gw_buf_t *o;
-    int field; /* 0 connects, 1 reused, 2 connect errors, 3 errors */
+    size_t metric; /* index in host_metrics */
 } host_ctx_t;
 
 static void render_host(const gw_series_t *s, void *ud)
 {
     host_ctx_t *h = ud;
+    size_t off = host_metrics[h->metric].off;
     uint64_t v = 0;
-    for (int w = 0; w < gw_series_nworkers(); w++) {
-        const gw_upstats_t *u = gw_series_up((gw_series_t *)s, w);
-        v += h->field == 0 ? GW_LOAD(u->connects) : h->field == 1 ? GW_LOAD(u->reused)
-           : h->field == 2 ? GW_LOAD(u->connect_errors) : GW_LOAD(u->errors);
-    }
-    static const char *const names[] = {"appgw_upstream_connections_total", "appgw_upstream_reused_total",
-                                        "appgw_upstream_connect_errors_total", "appgw_upstream_errors_total"};
-    gw_buf_appendf(h->o, "%s{host=\"", names[h->field]);
+    for (int w = 0; w < gw_series_nworkers(); w++)
+        v += GW_LOAD(*(uint64_t *)((char *)gw_series_up((gw_series_t *)s, w) + off));
+    gw_buf_appendf(h->o, "%s{host=\"", host_metrics[h->metric].name);
     label(h->o, s->a);
     gw_buf_appendf(h->o, "\",scheme=\"%s\"} %llu\n", s->b, (unsigned long long)v);
 }
 
 static void render_hosts(gw_buf_t *o)
 {
-    static const char *const names[] = {"appgw_upstream_connections_total", "appgw_upstream_reused_total",
-                                        "appgw_upstream_connect_errors_total", "appgw_upstream_errors_total"};
-    static const char *const helps[] = {
-        "New upstream connections started, by upstream host.",
-        "Requests sent on a pooled upstream connection, by upstream host.",
-        "Upstream connections that failed to connect or to complete the TLS handshake, by upstream host.",
-        "Other upstream failures (connection lost, malformed response, timeout), by upstream host."};
-    for (int f = 0; f < 4; f++) {
-        help(o, names[f], "counter", helps[f]);
-        host_ctx_t h = {o, f};
+    for (size_t m = 0; m < sizeof(host_metrics) / sizeof(host_metrics[0]); m++) {
+        help(o, host_metrics[m].name, "counter", host_metrics[m].help);
+        host_ctx_t h = {o, m};
         gw_series_foreach(GW_SERIES_HOST, render_host, &h);
     }
 }
