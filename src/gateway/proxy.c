@@ -242,6 +242,14 @@ static void account_req(gw_worker_t *w, gw_request_t *req, const gw_api_t *api, 
 /* The request ID for log lines about px's request (NULL once the client is gone). */
 static const char *rid(const proxy_t *px) { return px->req ? px->req->request_id : NULL; }
 
+/* Appends the request's "X-Request-Id: ...\r\n" (upstream head, response heads). */
+static int put_request_id(gw_buf_t *o, const gw_request_t *req)
+{
+    int rc = gw_buf_append(o, "X-Request-Id: ", 14);
+    rc |= gw_buf_append(o, req->request_id, req->request_id_len);
+    return rc | gw_buf_append(o, "\r\n", 2);
+}
+
 /* The request's ID (X-Request-Id): the caller's if it is plain and short, else a new one. */
 static void set_request_id(gw_worker_t *w, gw_request_t *req)
 {
@@ -468,9 +476,8 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
             rc |= gw_buf_append(o, ", ", 2);
         }
     rc |= gw_buf_puts(o, req->peer_ip);
-    rc |= gw_buf_puts(o, "\r\nX-Request-Id: ");
-    rc |= gw_buf_append(o, req->request_id, req->request_id_len);
-    rc |= gw_buf_puts(o, "\r\n");
+    rc |= gw_buf_append(o, "\r\n", 2);
+    rc |= put_request_id(o, req);
     if (access_token) {
         rc |= gw_buf_puts(o, "Authorization: ");
         rc |= gw_buf_append(o, access_token->value.p, access_token->value.n);
@@ -922,9 +929,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         rc |= gw_buf_append(&o, "\r\n", 2);
     }
     if (code >= 500) rc |= gw_buf_appendf(&o, "Target-System-Status: %d\r\n", code);
-    rc |= gw_buf_puts(&o, "X-Request-Id: ");
-    rc |= gw_buf_append(&o, req->request_id, req->request_id_len);
-    rc |= gw_buf_append(&o, "\r\n", 2);
+    rc |= put_request_id(&o, req);
     bool http10 = req->head.minor_version == 0;
     if (px->resp_kind == GW_BODY_CHUNKED) {
         if (http10) {
@@ -1136,9 +1141,9 @@ static int switch_protocols(proxy_t *px, const gw_resp_head_t *h)
     }
     rc |= gw_buf_puts(&o, "Connection: Upgrade\r\nUpgrade: ");
     rc |= gw_buf_append(&o, up->value.p, up->value.n);
-    rc |= gw_buf_puts(&o, "\r\nX-Request-Id: ");
-    rc |= gw_buf_append(&o, req->request_id, req->request_id_len);
-    rc |= gw_buf_puts(&o, "\r\n\r\n");
+    rc |= gw_buf_append(&o, "\r\n", 2);
+    rc |= put_request_id(&o, req);
+    rc |= gw_buf_append(&o, "\r\n", 2);
     if (rc) {
         gw_buf_free(&o);
         fail_request(px, 502, GW_OUTCOME_GATEWAY_ERROR, NULL);
