@@ -226,23 +226,7 @@ class MtlsNginx:
     def __init__(self, workdir, certs, auth_certs, mock_port):
         self.dir = workdir
         self.mtls, self.expired = H.free_ports(2)
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            os.makedirs(os.path.join(workdir, "tmp", sub), exist_ok=True)
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        conf = """
-%(user)sworker_processes 1;
-daemon off;
-master_process on;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log info;
-events { worker_connections 1024; }
-http {
-  access_log %(d)s/access.log;
-  client_body_temp_path %(d)s/tmp/body;
-  proxy_temp_path %(d)s/tmp/proxy;
-  fastcgi_temp_path %(d)s/tmp/fastcgi;
-  uwsgi_temp_path %(d)s/tmp/uwsgi;
-  scgi_temp_path %(d)s/tmp/scgi;
+        conf = H.nginx_conf_head(workdir, "info", 1024, os.path.join(workdir, "access.log")) + """
   default_type text/plain;
   keepalive_timeout 60s;
   server {
@@ -278,7 +262,7 @@ http {
     location / { return 200 "expired server ok $request_uri\\n"; }
   }
 }
-""" % dict(user=user, d=workdir, mtls=self.mtls, expired=self.expired, crt=certs["server.pem"],
+""" % dict(d=workdir, mtls=self.mtls, expired=self.expired, crt=certs["server.pem"],
            key=certs["server.key"], cca=auth_certs["client-ca.pem"], ecrt=auth_certs["server-expired.pem"],
            ekey=auth_certs["server-expired.key"], mock=mock_port)
         self.conf = os.path.join(workdir, "nginx.conf")

@@ -624,6 +624,19 @@ def read_text(path):
 NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+def nginx_conf_head(workdir, error_level, worker_connections, access_log):
+    """The start of a test nginx's configuration, up to inside `http {`: one worker under a
+    master, in the foreground, pid, error log and temp directories (made here) under workdir."""
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        os.makedirs(os.path.join(workdir, "tmp", sub), exist_ok=True)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temps = "".join("  %s_temp_path %s/tmp/%s;\n" % (k, workdir, d) for k, d in (
+        ("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"), ("uwsgi", "uwsgi"), ("scgi", "scgi")))
+    return ("\n%sworker_processes 1;\ndaemon off;\nmaster_process on;\npid %s/nginx.pid;\n"
+            "error_log %s/error.log %s;\nevents { worker_connections %d; }\nhttp {\n  access_log %s;\n%s"
+            % (user, workdir, workdir, error_level, worker_connections, access_log, temps))
+
+
 class Nginx:
     """nginx (master + 1 worker) as HTTP/HTTPS upstream with generated config."""
 
@@ -634,8 +647,6 @@ class Nginx:
         self.http, self.https, self.untrusted, self.wronghost = free_ports(4)
         files = os.path.join(workdir, "files")
         os.makedirs(files, exist_ok=True)
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            os.makedirs(os.path.join(workdir, "tmp", sub), exist_ok=True)
         with open(os.path.join(files, "small.txt"), "w") as f:
             f.write("small file from nginx\n")
         # 100 MiB of the upstream pattern (not sparse zeros, so a shifted byte is noticed)
@@ -645,21 +656,7 @@ class Nginx:
             for _ in range(self.BIG_SIZE // len(block)):
                 f.write(block)
         self.big_sha = upstream_mod.pattern_sha256(self.BIG_SIZE)
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        conf = """
-%(user)sworker_processes 1;
-daemon off;
-master_process on;
-pid %(d)s/nginx.pid;
-error_log %(d)s/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %(d)s/tmp/body;
-  proxy_temp_path %(d)s/tmp/proxy;
-  fastcgi_temp_path %(d)s/tmp/fastcgi;
-  uwsgi_temp_path %(d)s/tmp/uwsgi;
-  scgi_temp_path %(d)s/tmp/scgi;
+        conf = nginx_conf_head(workdir, "warn", 4096, "off") + """
   default_type application/octet-stream;
   sendfile on;
   keepalive_requests 1000000;
@@ -699,7 +696,7 @@ http {
     location / { default_type text/plain; return 200 "wronghost ok\\n"; }
   }
 }
-""" % dict(user=user, d=workdir, http=self.http, https=self.https, untrusted=self.untrusted,
+""" % dict(d=workdir, http=self.http, https=self.https, untrusted=self.untrusted,
            wronghost=self.wronghost, crt=certs["server.pem"], key=certs["server.key"],
            ucrt=certs["untrusted.pem"], ukey=certs["untrusted.key"], wcrt=certs["wronghost.pem"],
            wkey=certs["wronghost.key"], up=upstream_port)
