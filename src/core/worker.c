@@ -161,11 +161,13 @@ static void finish_if_idle(gw_worker_t *w)
     gw_ondemand_free(w->ondemand);
     w->ondemand = NULL;
     gw_accesslog_close(&w->access);
+    gw_wbatch_close(&w->wbatch);
 }
 
 static void worker_main(void *arg)
 {
     gw_worker_t *w = arg;
+    gw_wbatch_attach(&w->wbatch);
     for (int i = 0; i < w->nlisteners; i++) {
         w->listeners[i].server = &w->server;
         int rc = gw_server_listen(&w->listeners[i]);
@@ -177,6 +179,7 @@ static void worker_main(void *arg)
     if (w->pin) pin_retire(w->pin);
     w->pin = NULL;
     gw_block_drain_cache();
+    gw_writeq_drain_cache();
     __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 }
 
@@ -197,6 +200,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
                               .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
     gw_accesslog_init(&w->access, &w->loop, flags->access_log != 0);
+    gw_wbatch_init(&w->wbatch, &w->loop);
     w->creds = gw_creds_new(&w->loop);
     w->ondemand = gw_ondemand_new(&w->loop, on_ondemand_refresh, w);
     w->pin = pin_new(gw_config_acquire());

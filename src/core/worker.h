@@ -13,6 +13,7 @@
 #include "http/accesslog.h"
 #include "http/counters.h"
 #include "http/server.h"
+#include "http/writeq.h"
 #include "registry/snapshot.h"
 #include "util/freelist.h"
 
@@ -57,6 +58,7 @@ typedef struct gw_worker_s {
     int stop_requested;              /* set by another thread, read with atomics */
     int exited;                      /* set (atomically) when the worker's loop has ended */
     gw_accesslog_t access;           /* this loop's access log lines */
+    gw_wbatch_t wbatch;              /* this loop's writes, sent at the end of each round */
     gw_freelist_t request_states;    /* the proxy's per-request state, kept for reuse */
     uint64_t reqid_prefix;           /* random, for the request IDs this worker generates (set by
                                         the proxy at its first generated ID; 0 until then) */

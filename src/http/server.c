@@ -55,6 +55,7 @@ struct gw_conn_s {
     bool rate_first_done;           /* the first window (exempt) is over */
     char peer_ip[INET6_ADDRSTRLEN];
     uv_shutdown_t shutdown_req;
+    size_t wpend;                   /* bytes waiting in the worker's write batch */
     bool shutdown_done;             /* our FIN was sent (lingering close) */
     bool peer_eof;                  /* the client closed its side or the connection failed */
 };
@@ -113,6 +114,7 @@ static void abort_request(gw_conn_t *c, int abort_status)
 
 static void close_handles(gw_conn_t *c)
 {
+    gw_stream_flush((uv_stream_t *)&c->tcp, &c->wpend);
     if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     if (!uv_is_closing((uv_handle_t *)&c->timer)) uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -147,6 +149,7 @@ static void conn_close(gw_conn_t *c, bool graceful)
     abort_request(c, 0);
     if (graceful) {
         c->shutdown_req.data = c;
+        gw_stream_flush((uv_stream_t *)&c->tcp, &c->wpend);
         if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) {
             uv_timer_start(&c->timer, on_linger, GW_LINGER_MS, 0);
             if (!c->peer_eof && !c->reading &&
@@ -221,7 +224,7 @@ static int conn_writev(gw_conn_t *c, char *heap, size_t hlen, gw_block_t *b, con
         free(heap);
         return UV_EPIPE;
     }
-    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, heap, hlen, b, p, len, c, on_write);
+    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, &c->wpend, heap, hlen, b, p, len, c, on_write);
     if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
         c->above_high_water = true;
     return rc;
@@ -252,7 +255,7 @@ int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
     req->responded = true;
     gw_conn_t *c = req->conn;
     if (c->state == CONN_CLOSING) return UV_EPIPE;
-    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, p, len, c, on_write);
+    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, p, len, c, on_write);
     if (rc == 0 && uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_CONN_HIGH_WATER)
         c->above_high_water = true;
     return rc;
@@ -260,7 +263,7 @@ int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
 
 size_t gw_request_write_queue(const gw_request_t *req)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp);
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&req->conn->tcp) + req->conn->wpend;
 }
 
 /* Canned response written by the server itself (400, 408, 431) before closing. A request the

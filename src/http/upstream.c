@@ -73,6 +73,7 @@ struct gw_upconn_s {
     bool retry_closing;  /* tcp is closing to retry the next address */
     bool shut;           /* our write side is shut (gw_upconn_shutdown); never pooled again */
     uv_shutdown_t shutdown_req;
+    size_t wpend;                    /* bytes waiting in the worker's write batch */
     int handles_open;
     int pending_status;  /* failure to report from the loop (fail_async) */
     const char *pending_reason;
@@ -215,6 +216,7 @@ static void up_close(gw_upconn_t *c)
     c->cb = NULL;
     if (c->tcp_inited) {
         c->tcp_inited = false;
+        gw_stream_flush((uv_stream_t *)&c->tcp, &c->wpend);
         uv_close((uv_handle_t *)&c->tcp, on_up_handle_closed);
     } else if (!c->retry_closing) {
         c->handles_open--; /* no socket was ever opened */
@@ -257,7 +259,7 @@ static void on_up_write(uv_write_t *w, int status)
 /* Queues heap[0..hlen) (ours to free) then p[0..len) inside block b (our reference). */
 static int raw_writev(gw_upconn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
 {
-    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, heap, hlen, b, p, len, c, on_up_write);
+    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, &c->wpend, heap, hlen, b, p, len, c, on_up_write);
     if (rc < 0) c->write_failed = true;
     else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
         c->above_high_water = true;
@@ -302,7 +304,7 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
         if (gw_tls_write(c->tls, p, len) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
-    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, p, len, c, on_up_write);
+    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, p, len, c, on_up_write);
     if (rc < 0) c->write_failed = true;
     else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
         c->above_high_water = true;
@@ -337,12 +339,13 @@ int gw_upconn_shutdown(gw_upconn_t *c)
         gw_tls_shutdown(c->tls);
         if (tls_flush(c) < 0) return UV_EPIPE;
     }
+    gw_stream_flush((uv_stream_t *)&c->tcp, &c->wpend);
     return uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_up_shutdown);
 }
 
 size_t gw_upconn_write_queue(const gw_upconn_t *c)
 {
-    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+    return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) + c->wpend;
 }
 
 /* ---------- reading ---------- */
@@ -535,7 +538,7 @@ static void on_tcp_connect(uv_connect_t *req, int status)
         /* https through an egress proxy: a tunnel first, then TLS inside it */
         c->state = UP_PROXY_CONNECT;
         gw_buf_init(&c->connect_resp, CONNECT_RESPONSE_MAX);
-        int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, c->connect_head, strlen(c->connect_head), c, on_up_write);
+        int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, c->connect_head, strlen(c->connect_head), c, on_up_write);
         free(c->connect_head);
         c->connect_head = NULL;
         if (rc < 0) {
@@ -823,7 +826,7 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
     gw_upstream_pool_t *p = c->pool;
     pool_key_t *k = c->pk;
     if (!reusable || c->write_failed || c->shut || p->freeing || k->nidle >= POOL_MAX_IDLE_PER_KEY ||
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0 || c->wpend) {
         up_close(c);
         return;
     }
