@@ -69,6 +69,7 @@ struct gw_h2_stream_s {
     bool above_high, drain_pending;
     bool head_seen, done, paused, decode, head_bad, proto_err;
     bool closed;             /* nghttp2 is closing it (on_stream_close): nothing more is sent */
+    bool remote_end;         /* END_STREAM received (nghttp2 marks it only after the callbacks) */
     gw_body_kind_t req_kind;
     gw_chunked_t req_chunked;
     piece_t *q, *qtail;
@@ -125,9 +126,10 @@ void gw_h2_stream_detach(gw_h2_stream_t *st)
     gw_h2_session_t *s = st->s;
     st->held = 0;
     if (s->dead || st->closed) return;
+    /* a stream whose both halves are done closes by itself: no reset for it */
     if (nghttp2_session_find_stream(s->ng, st->id) &&
         !(nghttp2_session_get_stream_local_close(s->ng, st->id) == 1 &&
-          nghttp2_session_get_stream_remote_close(s->ng, st->id) == 1))
+          (st->remote_end || nghttp2_session_get_stream_remote_close(s->ng, st->id) == 1)))
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     flush(s, false);
 }
@@ -414,6 +416,7 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
     (void)ud;
     gw_h2_stream_t *st = stream_of(ng, f->hd.stream_id);
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (st && end && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) st->remote_end = true;
     switch (f->hd.type) {
     case NGHTTP2_HEADERS:
         if (!st || !st->cb) break;
