@@ -220,6 +220,7 @@ def test_concurrent_requests_share_one_connection(tmpdir_str, certs, auth_certs,
         assert len({ln[1] for ln in lines}) == 1, "upstream connections used: %s" % sorted({ln[1] for ln in lines})
         m = H.settled_metrics(g.admin)
         assert m["appgw_upstream_connections_open"] == 1, m
+    assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
 
 
 def test_download_16mib_slow_reader_flow_control(gw, h2nginx):
@@ -358,6 +359,7 @@ def test_flag_off_speaks_http1(tmpdir_str, certs, auth_certs, h2nginx, node):
         r = H.http(g.proxy, "GET", "/h2/ngx/flag-off")
         assert r.status == 200, r
         assert r.body == b"ok HTTP/1.1 /flag-off\n", r
+    assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
 
 
 # --------------------------------------------------------------------------- Node's http2: resets, GOAWAY
