@@ -6,7 +6,8 @@
  * would deliver them: a head, then a Content-Length body or canonical chunked framing.
  * Callbacks into the caller come from nghttp2's receive callbacks or the loop, never from
  * inside a caller's own call; a fatal session error found while sending is reported from the
- * loop (the session's timer). */
+ * loop (the session's timer). What the callers submit is written once per loop iteration (a
+ * check handle), so the requests of many clients share TLS records and write calls. */
 #include "http/h2.h"
 
 #include <stdio.h>
@@ -45,6 +46,8 @@ struct gw_h2_session_s {
     gw_upconn_t *up;         /* NULL once released */
     nghttp2_session *ng;
     uv_timer_t timer;        /* idle expiry, or a deferred fatal close */
+    uv_check_t check;        /* the flush after this loop iteration's I/O callbacks */
+    int handles;             /* timer and check not closed yet */
     gw_h2_stream_t *streams;
     size_t nstreams;
     gw_block_t *in;          /* the block being read by mem_recv */
@@ -83,6 +86,7 @@ struct gw_h2_stream_s {
 };
 
 static void flush(gw_h2_session_t *s, bool top);
+static void flush_later(gw_h2_session_t *s);
 static void session_close(gw_h2_session_t *s, int status, const char *reason);
 
 /* ---------- streams ---------- */
@@ -131,7 +135,7 @@ void gw_h2_stream_detach(gw_h2_stream_t *st)
         !(nghttp2_session_get_stream_local_close(s->ng, st->id) == 1 &&
           (st->remote_end || nghttp2_session_get_stream_remote_close(s->ng, st->id) == 1)))
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
-    flush(s, false);
+    flush_later(s);
 }
 
 static void stream_error(gw_h2_stream_t *st, gw_client_err_t err, const char *reason)
@@ -221,7 +225,7 @@ int gw_h2_stream_send(gw_h2_stream_t *st, gw_block_t *b, size_t off, size_t len)
         gw_block_unref(keep);
     }
     resume(st);
-    flush(s, false);
+    flush_later(s);
     return 0;
 }
 
@@ -230,7 +234,7 @@ int gw_h2_stream_end(gw_h2_stream_t *st)
     if (gw_h2_stream_write_failed(st)) return UV_EPIPE;
     st->request_done = true;
     resume(st);
-    flush(st->s, false);
+    flush_later(st->s);
     return 0;
 }
 
@@ -247,7 +251,7 @@ void gw_h2_stream_pause(gw_h2_stream_t *st, bool paused)
     if (paused || !st->held || st->s->dead) return;
     nghttp2_session_consume_stream(st->s->ng, st->id, st->held);
     st->held = 0;
-    flush(st->s, false);
+    flush_later(st->s);
 }
 
 void gw_h2_stream_decode_chunked(gw_h2_stream_t *st) { st->decode = true; }
@@ -279,7 +283,7 @@ gw_h2_stream_t *gw_h2_stream_open(gw_h2_session_t *s, const gw_h2_req_t *req, bo
     s->streams = st;
     s->nstreams++;
     if (!s->fatal) uv_timer_stop(&s->timer);
-    flush(s, false);
+    flush_later(s);
     return st;
 }
 
@@ -498,7 +502,11 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 /* ---------- the connection ---------- */
 
-static void session_free_cb(uv_handle_t *h) { free(h->data); }
+static void session_free_cb(uv_handle_t *h)
+{
+    gw_h2_session_t *s = h->data;
+    if (--s->handles == 0) free(s);
+}
 
 static void key_remove(gw_h2_session_t *s)
 {
@@ -542,6 +550,7 @@ static void session_close(gw_h2_session_t *s, int status, const char *reason)
     s->ng = NULL;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, session_free_cb);
+    uv_close((uv_handle_t *)&s->check, session_free_cb);
 }
 
 static void on_session_timer(uv_timer_t *t)
@@ -613,6 +622,19 @@ static void flush(gw_h2_session_t *s, bool top)
     }
 }
 
+static void on_check(uv_check_t *h)
+{
+    gw_h2_session_t *s = h->data;
+    uv_check_stop(h);
+    flush(s, true);
+}
+
+/* What callers submitted goes out once this loop iteration's I/O callbacks are done. */
+static void flush_later(gw_h2_session_t *s)
+{
+    if (!s->dead && !uv_is_active((uv_handle_t *)&s->check)) uv_check_start(&s->check, on_check);
+}
+
 static void up_connect_unused(void *ud, int status, const char *reason) { (void)ud, (void)status, (void)reason; }
 
 static void up_data(void *ud, gw_block_t *b, size_t off, size_t len)
@@ -679,7 +701,10 @@ static gw_h2_session_t *session_new(gw_h2_key_t *k, gw_upconn_t *up)
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, GW_ARRAY_SIZE(iv));
     nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW);
     uv_timer_init(gw_upstream_pool_loop(k->pool), &s->timer);
+    uv_check_init(gw_upstream_pool_loop(k->pool), &s->check);
     s->timer.data = s;
+    s->check.data = s;
+    s->handles = 2;
     s->up = up;
     gw_upconn_rebind(up, &session_up_cb, s);
     s->key = k;
