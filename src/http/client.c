@@ -486,6 +486,9 @@ static void h2_wake(gw_h2_waiter_t *w)
     if (s && h2_open(c, s)) {
         c->connected = true;
         c->cb->on_connect(c->ud);
+    } else if (gw_h2_key_should_wait(c->h2key)) {
+        c->waiting = true; /* the session is full and another connection is on its way */
+        gw_h2_key_wait(c->h2key, &c->waiter);
     } else if (h2_connect(c) == GW_OK) {
         c->cb->on_connect(c->ud);
     }

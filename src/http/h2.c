@@ -30,7 +30,10 @@ struct gw_h2_key_s {
     gw_upstream_pool_t *pool;
     gw_h2_session_t *sessions;
     gw_h2_waiter_t *waiters;
-    int connecting;     /* connections to the key being made by exchanges that may share them */
+    gw_h2_waiter_t *rewaiters; /* waiting again while the waiters are being woken */
+    bool waking;
+    int connecting;     /* connections being made that may become sessions, and new sessions
+                         * whose peer SETTINGS (its stream limit) have not arrived yet */
     bool h1_known;      /* the last connection made answered in HTTP/1.1 */
 };
 
@@ -56,6 +59,8 @@ struct gw_h2_session_s {
     bool fatal;              /* to be closed from the loop (fatal_reason) */
     bool write_failed;
     bool flushing, drains;
+    bool pending;            /* new: counted in key->connecting until the peer's SETTINGS */
+    bool settings_seen;      /* the peer's SETTINGS arrived */
     char fatal_reason[96];
 };
 
@@ -417,7 +422,8 @@ static void finish(gw_h2_stream_t *st)
 
 static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
 {
-    (void)ud;
+    gw_h2_session_t *s = ud;
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) s->settings_seen = true;
     gw_h2_stream_t *st = stream_of(ng, f->hd.stream_id);
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (st && end && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA)) st->remote_end = true;
@@ -519,12 +525,24 @@ static void key_remove(gw_h2_session_t *s)
     s->key = NULL;
 }
 
+/* The peer's SETTINGS arrived (its stream limit is known), or the session ended before: the
+ * requests waiting for it may open their streams now, or make connections of their own. */
+static void settle(gw_h2_session_t *s)
+{
+    if (!s->pending) return;
+    s->pending = false;
+    if (!s->key) return;
+    s->key->connecting--;
+    gw_h2_key_wake(s->key);
+}
+
 /* Ends the session: every stream still attached fails (ECLOSED before its head, EBODY after),
  * the connection is closed. Only from the loop (never inside nghttp2 or a caller's call). */
 static void session_close(gw_h2_session_t *s, int status, const char *reason)
 {
     if (s->dead) return;
     s->dead = true;
+    settle(s);
     key_remove(s);
     for (gw_h2_stream_t *st = s->streams; st; st = st->next) {
         if (!st->cb) continue;
@@ -565,8 +583,7 @@ static void on_session_timer(uv_timer_t *t)
 static void session_fail_later(gw_h2_session_t *s, const char *what, int rc)
 {
     if (s->fatal || s->dead) return;
-    s->fatal = true;
-    key_remove(s);
+    s->fatal = true; /* no longer picked; off the key (waiters woken) when closed */
     snprintf(s->fatal_reason, sizeof(s->fatal_reason), "%s%s", what, rc ? nghttp2_strerror(rc) : "");
     uv_timer_start(&s->timer, on_session_timer, 0, 0);
 }
@@ -654,6 +671,7 @@ static void up_data(void *ud, gw_block_t *b, size_t off, size_t len)
         session_close(s, UV_EPROTO, s->fatal_reason);
         return;
     }
+    if (s->settings_seen) settle(s);
     if (!nghttp2_session_check_request_allowed(s->ng)) key_remove(s); /* GOAWAY: no new streams */
     flush(s, true);
 }
@@ -736,7 +754,8 @@ gw_h2_key_t *gw_h2_key(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_ve
 gw_h2_session_t *gw_h2_key_pick(gw_h2_key_t *k)
 {
     for (gw_h2_session_t *s = k->sessions; s; s = s->next) {
-        if (s->dead || s->fatal || s->write_failed || !nghttp2_session_check_request_allowed(s->ng)) continue;
+        if (s->dead || s->fatal || s->pending || s->write_failed || !nghttp2_session_check_request_allowed(s->ng))
+            continue;
         uint32_t max = nghttp2_session_get_remote_settings(s->ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
         if (max > H2_MAX_STREAMS_CAP) max = H2_MAX_STREAMS_CAP;
         if (s->nstreams < max) return s;
@@ -748,34 +767,40 @@ bool gw_h2_key_should_wait(const gw_h2_key_t *k) { return k->connecting > 0 && !
 
 void gw_h2_key_wait(gw_h2_key_t *k, gw_h2_waiter_t *w)
 {
-    w->next = k->waiters;
-    k->waiters = w;
+    gw_h2_waiter_t **list = k->waking ? &k->rewaiters : &k->waiters; /* the next round's */
+    w->next = *list;
+    *list = w;
 }
 
 void gw_h2_key_unwait(gw_h2_key_t *k, gw_h2_waiter_t *w)
 {
-    for (gw_h2_waiter_t **pp = &k->waiters; *pp; pp = &(*pp)->next)
-        if (*pp == w) {
-            *pp = w->next;
-            return;
-        }
+    for (int i = 0; i < 2; i++)
+        for (gw_h2_waiter_t **pp = i ? &k->rewaiters : &k->waiters; *pp; pp = &(*pp)->next)
+            if (*pp == w) {
+                *pp = w->next;
+                return;
+            }
 }
 
 void gw_h2_key_wake(gw_h2_key_t *k)
 {
+    if (k->waking) return; /* the running round sees what changed */
+    k->waking = true;
     while (k->waiters) {
         gw_h2_waiter_t *w = k->waiters;
         k->waiters = w->next;
         w->next = NULL;
-        w->wake(w);
+        w->wake(w); /* a stream, a connection of its own, or waiting again (next round) */
     }
+    k->waking = false;
+    k->waiters = k->rewaiters;
+    k->rewaiters = NULL;
 }
 
 void gw_h2_key_connect_begin(gw_h2_key_t *k) { k->connecting++; }
 
 gw_h2_session_t *gw_h2_key_connect_end(gw_h2_key_t *k, gw_upconn_t *up, bool *wake)
 {
-    k->connecting--;
     gw_h2_session_t *s = NULL;
     if (up && gw_upconn_alpn_h2(up)) {
         s = session_new(k, up);
@@ -783,6 +808,11 @@ gw_h2_session_t *gw_h2_key_connect_end(gw_h2_key_t *k, gw_upconn_t *up, bool *wa
     } else if (up) {
         k->h1_known = true;
     }
-    *wake = s != NULL || k->connecting == 0;
+    if (s) {
+        s->pending = true; /* still counted: waiters wait for its SETTINGS (settle) */
+    } else {
+        k->connecting--;
+    }
+    *wake = !s && k->connecting == 0;
     return s;
 }

@@ -40,8 +40,10 @@ void gw_h2_key_unwait(gw_h2_key_t *k, gw_h2_waiter_t *w);
 void gw_h2_key_wake(gw_h2_key_t *k);
 /* A connection to the key is being made / is over: up is the connected connection, or NULL
  * when it failed or was given up. When up picked "h2" it becomes a new session of the key
- * (returned; up belongs to it from now on); otherwise the key is remembered as HTTP/1.1.
- * Returns whether waiters should be woken in *wake (a session exists, or no attempt is left). */
+ * (returned; up belongs to it from now on): the caller may open its own stream on it at once;
+ * the waiters are woken when the peer's SETTINGS arrive (its real stream limit: streams beyond
+ * it would be refused), or when the session ends before. Otherwise the key is remembered as
+ * HTTP/1.1, and *wake says whether the waiters should be woken now (no attempt is left). */
 void gw_h2_key_connect_begin(gw_h2_key_t *k);
 gw_h2_session_t *gw_h2_key_connect_end(gw_h2_key_t *k, gw_upconn_t *up, bool *wake);
 

@@ -2,8 +2,11 @@
 // no npm package): HTTP/2 via ALPN with HTTP/1.1 fallback (allowHTTP1), and the misbehaviour
 // nginx cannot be made to show: stream resets before / after the response head, REFUSED_STREAM,
 // GOAWAY below a stream's id. Every request is recorded (path, protocol, connection number);
-// GET /__stats returns them as JSON. HTTP/1.1 Upgrade requests get a 101 and an echo tunnel.
-// Usage: node h2_server.js --cert F --key F ; prints "ready PORT" once listening on 127.0.0.1.
+// GET /__stats returns them as JSON, with the most streams each connection had open at once.
+// /slow/... answers after 300 ms. HTTP/1.1 Upgrade requests get a 101 and an echo tunnel.
+// Usage: node h2_server.js --cert F --key F [--max-streams N] ; prints "ready PORT" once
+// listening on 127.0.0.1. --max-streams: SETTINGS_MAX_CONCURRENT_STREAMS (streams beyond it
+// are refused).
 'use strict';
 const fs = require('fs');
 const http2 = require('http2');
@@ -14,11 +17,13 @@ for (let i = 2; i + 1 < process.argv.length; i += 2) args[process.argv[i].replac
 
 const seen = [];          // {path, proto, conn}
 const counts = {};        // path (without query) -> requests seen
+const peak = {};          // connection number -> most streams open at once
 let nextConn = 0;
 const C = http2.constants;
 
 const server = http2.createSecureServer({
   cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key), allowHTTP1: true,
+  settings: args['max-streams'] ? {maxConcurrentStreams: parseInt(args['max-streams'], 10)} : {},
 });
 
 server.on('connection', (sock) => { sock.appgwConn = ++nextConn; });
@@ -36,9 +41,14 @@ server.on('stream', (stream, headers) => {
   const sock = stream.session.socket;
   const n = record(path, 'HTTP/2.0', sock);
   const p = path.split('?')[0];
+  const conn = sock ? sock.appgwConn || 0 : 0;
+  const sess = stream.session;
+  sess.appgwOpen = (sess.appgwOpen || 0) + 1;
+  peak[conn] = Math.max(peak[conn] || 0, sess.appgwOpen);
+  stream.on('close', () => { sess.appgwOpen--; });
   if (p === '/__stats') {
     stream.respond({':status': 200, 'content-type': 'application/json'});
-    stream.end(JSON.stringify({seen, counts}));
+    stream.end(JSON.stringify({seen, counts, peak}));
   } else if (p === '/rst-before') {
     stream.close(C.NGHTTP2_INTERNAL_ERROR);
   } else if (p === '/rst-after') {
@@ -50,6 +60,12 @@ server.on('stream', (stream, headers) => {
   } else if (p === '/goaway-once' && n === 1) {
     // nothing at or above this stream will be processed
     stream.session.goaway(C.NGHTTP2_NO_ERROR, stream.id - 2);
+  } else if (p.startsWith('/slow/')) {
+    setTimeout(() => {
+      if (stream.destroyed) return;
+      stream.respond({':status': 200, 'content-type': 'text/plain'});
+      stream.end('slow ' + p + '\n');
+    }, 300);
   } else {
     let len = 0;
     stream.on('data', (d) => { len += d.length; });
@@ -66,7 +82,7 @@ server.on('request', (req, res) => {
   if (req.httpVersion === '2.0') return; // handled by 'stream'
   if (req.url === '/__stats') { // the test's own look-up: not recorded
     res.writeHead(200, {'content-type': 'application/json'});
-    res.end(JSON.stringify({seen, counts}));
+    res.end(JSON.stringify({seen, counts, peak}));
     return;
   }
   const n = record(req.url, 'HTTP/' + req.httpVersion, req.socket);

@@ -107,12 +107,14 @@ class H2Nginx:
 class NodeH2:
     """tests/e2e/h2_server.js on 127.0.0.1 (HTTPS, h2 + HTTP/1.1)."""
 
-    def __init__(self, workdir, certs):
+    def __init__(self, workdir, certs, max_streams=None):
         self.out_path = os.path.join(workdir, "node.stdout")
         self.out = open(self.out_path, "wb")
         self.err = open(os.path.join(workdir, "node.stderr"), "wb")
         self.proc = subprocess.Popen(["node", os.path.join(HERE, "h2_server.js"), "--cert", certs["server.pem"],
-                                      "--key", certs["server.key"]], stdout=self.out, stderr=self.err,
+                                      "--key", certs["server.key"]]
+                                     + (["--max-streams", str(max_streams)] if max_streams else []),
+                                     stdout=self.out, stderr=self.err,
                                      stdin=subprocess.DEVNULL)
         try:
             self.port = int(A._wait_file_line(self.out_path, "ready ", self.proc, 20, "h2_server.js"))
@@ -363,6 +365,42 @@ def test_flag_off_speaks_http1(tmpdir_str, certs, auth_certs, h2nginx, node):
 
 
 # --------------------------------------------------------------------------- Node's http2: resets, GOAWAY
+
+def test_peer_stream_limit_respected(tmpdir_str, certs):
+    """A server allowing 2 concurrent streams per connection, 6 requests at once through one
+    worker: no stream is refused (streams wait for the server's SETTINGS before sharing a new
+    session, and a full session makes the next request open another connection)."""
+    node2 = NodeH2(tmpdir_str, certs, max_streams=2)
+    try:
+        cfg = os.path.join(tmpdir_str, "config")
+        os.makedirs(cfg)
+        H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), [H.application("lim", [
+            H.service("Node", [H.entry("https://localhost:%d" % node2.port)])])])
+        with H.gateway(tmpdir_str, config_dir=cfg, workers=1, env={"SSL_CERT_FILE": certs["ca.pem"]}) as g:
+            conns = [H.RawConn(g.proxy) for _ in range(6)]
+            go = threading.Barrier(6, timeout=10)
+
+            def one(i):
+                go.wait()
+                conns[i].send(H.build_request("GET", "/lim/node/slow/%d" % i))
+                return conns[i].read_response()
+            try:
+                with concurrent.futures.ThreadPoolExecutor(6) as ex:
+                    rs = list(ex.map(one, range(6)))
+            finally:
+                for c in conns:
+                    c.close()
+            assert [r.status for r in rs] == [200] * 6, rs
+        assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
+        st = node2.stats()
+        slow = [x for x in st["seen"] if x["path"].startswith("/slow/")]
+        assert sorted(x["path"] for x in slow) == ["/slow/%d" % i for i in range(6)], slow  # none refused, none resent
+        assert {x["proto"] for x in slow} == {"HTTP/2.0"}, slow
+        assert max(st["peak"].values()) <= 2, st["peak"]
+        assert len({x["conn"] for x in slow}) == 3, slow
+    finally:
+        node2.stop()
+
 
 def test_reset_before_head_is_502(gw, node):
     r = get(gw, "/node/rst-before")
