@@ -61,6 +61,7 @@ struct gw_h2_session_s {
     bool flushing, drains;
     bool pending;            /* new: counted in key->connecting until the peer's SETTINGS */
     bool settings_seen;      /* the peer's SETTINGS arrived */
+    uint32_t goaway_sent;    /* error code of the GOAWAY nghttp2 sent (a protocol error), or 0 */
     char fatal_reason[96];
 };
 
@@ -627,7 +628,13 @@ static void flush(gw_h2_session_t *s, bool top)
         return;
     }
     if (!nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng)) {
-        session_fail_later(s, "HTTP/2 session ended", 0);
+        if (s->goaway_sent) {
+            char what[64];
+            snprintf(what, sizeof(what), "HTTP/2 protocol error (%s)", nghttp2_http2_strerror(s->goaway_sent));
+            session_fail_later(s, what, 0);
+        } else {
+            session_fail_later(s, "HTTP/2 session ended", 0);
+        }
         return;
     }
     if (!top || !s->drains) return;
@@ -650,6 +657,16 @@ static void on_check(uv_check_t *h)
 static void flush_later(gw_h2_session_t *s)
 {
     if (!s->dead && !uv_is_active((uv_handle_t *)&s->check)) uv_check_start(&s->check, on_check);
+}
+
+/* nghttp2 ends the session by itself (GOAWAY with an error code) when the peer broke the
+ * protocol: remembered for the reason the streams fail with. */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *ud)
+{
+    (void)ng;
+    gw_h2_session_t *s = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code) s->goaway_sent = f->goaway.error_code;
+    return 0;
 }
 
 static void up_connect_unused(void *ud, int status, const char *reason) { (void)ud, (void)status, (void)reason; }
@@ -703,6 +720,7 @@ static gw_h2_session_t *session_new(gw_h2_key_t *k, gw_upconn_t *up)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     gw_h2_session_t *s = gw_calloc(1, sizeof(*s));
     int rc = nghttp2_session_client_new2(&s->ng, cbs, s, opt);

@@ -11,6 +11,8 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import socket
+import ssl
 import subprocess
 import threading
 
@@ -457,3 +459,52 @@ def test_websocket_upgrade_goes_over_http1(gw, node):
     # ordinary requests to the same server still use HTTP/2
     assert get(gw, "/node/plain").body.startswith(b"node /plain")
     assert node.seen("/plain")[-1]["proto"] == "HTTP/2.0"
+
+
+def test_protocol_error_is_502(tmpdir_str, certs):
+    """A server that picks h2 and then breaks the protocol (DATA on stream 0 instead of its
+    SETTINGS): 502, logged as a malformed upstream response."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["server.pem"], certs["server.key"])
+    ctx.set_alpn_protocols(["h2"])
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    ls.settimeout(20)
+    port = ls.getsockname()[1]
+    protos = []
+
+    def serve():
+        try:
+            s, _ = ls.accept()
+        except OSError:
+            return
+        try:
+            t = ctx.wrap_socket(s, server_side=True)
+            protos.append(t.selected_alpn_protocol())
+            t.recv(65536)  # the client preface (and maybe more)
+            t.sendall(b"\x00\x00\x04\x00\x00\x00\x00\x00\x00oops")  # DATA, stream 0
+            t.settimeout(10)
+            while t.recv(65536):  # until the gateway closes
+                pass
+        except OSError:
+            pass
+        finally:
+            s.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        cfg = os.path.join(tmpdir_str, "config")
+        os.makedirs(cfg)
+        H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), [H.application("bad", [
+            H.service("H2", [H.entry("https://localhost:%d" % port)])])])
+        with H.gateway(tmpdir_str, config_dir=cfg, workers=1, env={"SSL_CERT_FILE": certs["ca.pem"]}) as g:
+            r = H.http(g.proxy, "GET", "/bad/h2/x")
+            assert r.status == 502, r
+            assert H.wait_for(lambda: "malformed upstream response" in g.log_text(), 5)[0], g.log_tail()
+            assert "HTTP/2 protocol error" in g.log_text(), g.log_tail()
+        assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
+        th.join(10)
+        assert protos == ["h2"], protos
+    finally:
+        ls.close()
