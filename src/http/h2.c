@@ -515,17 +515,6 @@ static void session_free_cb(uv_handle_t *h)
     if (--s->handles == 0) free(s);
 }
 
-static void key_remove(gw_h2_session_t *s)
-{
-    if (!s->key) return;
-    for (gw_h2_session_t **pp = &s->key->sessions; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    s->key = NULL;
-}
-
 /* The peer's SETTINGS arrived (its stream limit is known), or the session ended before: the
  * requests waiting for it may open their streams now, or make connections of their own. */
 static void settle(gw_h2_session_t *s)
@@ -537,13 +526,26 @@ static void settle(gw_h2_session_t *s)
     gw_h2_key_wake(s->key);
 }
 
+/* Takes the session off its key: no new streams (a session still waiting for the peer's
+ * SETTINGS lets its waiters go first). */
+static void key_remove(gw_h2_session_t *s)
+{
+    settle(s);
+    if (!s->key) return;
+    for (gw_h2_session_t **pp = &s->key->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    s->key = NULL;
+}
+
 /* Ends the session: every stream still attached fails (ECLOSED before its head, EBODY after),
  * the connection is closed. Only from the loop (never inside nghttp2 or a caller's call). */
 static void session_close(gw_h2_session_t *s, int status, const char *reason)
 {
     if (s->dead) return;
     s->dead = true;
-    settle(s);
     key_remove(s);
     for (gw_h2_stream_t *st = s->streams; st; st = st->next) {
         if (!st->cb) continue;
