@@ -396,7 +396,7 @@ static void deliver_head(gw_h2_stream_t *st, bool end_stream)
         /* no body at all: say so the HTTP/1.1 way */
         st->kind = GW_BODY_LENGTH;
         if (h->nheaders < GW_HTTP_MAX_HEADERS)
-            h->headers[h->nheaders++] = (gw_header_t){{"content-length", 14}, {"0", 1}};
+            h->headers[h->nheaders++] = (gw_header_t){{"Content-Length", 14}, {"0", 1}};
     } else {
         st->kind = GW_BODY_CHUNKED;
     }
