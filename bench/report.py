@@ -206,10 +206,11 @@ def fmt_us(us):
 KIND_ORDER = ["appgw", "nginx", "haproxy"]
 SCEN_NAME = {"get": "small GET", "post": "64 KiB POST", "dl1m": "1 MiB download",
              "dl16m": "16 MiB download", "oauth": "OAuth GET", "https": "HTTPS GET",
-             "certgen": "CertGen GET"}
+             "certgen": "CertGen GET", "https-h2": "HTTPS GET, h2 origin"}
 # appgw scenario ratios: (route with credentials, the same route without them, what it measures)
 SCEN_PAIRS = [("oauth", "get", "OAuth bearer token (cached) vs open route, both plain HTTP"),
-              ("certgen", "https", "client certificate (CertificateGen) vs plain HTTPS route")]
+              ("certgen", "https", "client certificate (CertificateGen) vs plain HTTPS route"),
+              ("https-h2", "https", "HTTP/2 streams on one connection vs HTTP/1.1 pooling, HTTPS origin")]
 # proxy variant ratios: (variant, the label it is compared with, what it measures); besides
 # these, every other appgw-NAME is compared with appgw
 VARIANT_PAIRS = [("appgw-log", "appgw-nolog", "access log on vs off (both --logLevel=info)"),

@@ -18,7 +18,9 @@
 #                       oauth = small GET with an OAuth bearer token (appgw: OAuth credentials,
 #                       token cached; nginx/HAProxy: a static Authorization header),
 #                       https = small GET to the origin over HTTPS (kept-alive, resumed TLS),
-#                       certgen = https with a client certificate (appgw: CertificateGen)
+#                       certgen = https with a client certificate (appgw: CertificateGen),
+#                       https-h2 = https to an origin server with http2 on (appgw multiplexes
+#                       HTTP/2 streams on one connection per worker; nginx/HAProxy: as https)
 #   PROXIES ["appgw nginx haproxy"]  also: haproxy-splice (HAProxy with option splice-auto),
 #                       haproxy-splice-response (option splice-response: always splices),
 #                       appgw-log (--logLevel=info: access log on), appgw-nolog (--logLevel=info
@@ -30,6 +32,7 @@
 #   BASE_PORT [27100]   ports used: BASE+80/81 origin (+status), +10 nginx, +20 haproxy,
 #                       +30/31/32 appgw proxy/compass/external API; with https/certgen also
 #                       +82/+83 origin HTTPS (+83 requires a client certificate), with
+#                       https-h2 +86 origin HTTPS with http2, with
 #                       oauth +84 the OAuth token endpoint, with appgw-egress +85 squid
 #   RESULTS_DIR [bench/results]   where the .jsonl, .txt (and .png chart) of the run are kept
 #   RUN_NAME [""]       suffix of the result file names (bench/egress.sh: "egress")
@@ -76,6 +79,7 @@ ORIGIN_TLS_PORT=$((BASE_PORT + 82))
 ORIGIN_MTLS_PORT=$((BASE_PORT + 83))
 TOKEN_PORT=$((BASE_PORT + 84))
 SQUID_PORT=$((BASE_PORT + 85))
+ORIGIN_H2_PORT=$((BASE_PORT + 86))
 SQUID_BIN=${SQUID_BIN:-/usr/sbin/squid}
 # appgw-egress: the origin's name; only squid's hosts_file resolves it (to 127.0.0.1), so a
 # request that reaches the origin under this name went through squid
@@ -101,8 +105,10 @@ command -v curl >/dev/null 2>&1 || missing+=("curl")
 NEED_TLS=0
 NEED_TOKEN=0
 NEED_STATIC=0
+NEED_H2=0
 for s in $SCENARIOS; do
-  if [[ $s == https || $s == certgen ]]; then NEED_TLS=1; fi
+  if [[ $s == https || $s == certgen || $s == https-h2 ]]; then NEED_TLS=1; fi
+  if [[ $s == https-h2 ]]; then NEED_H2=1; fi
   if [[ $s == oauth ]]; then NEED_TOKEN=1; fi
   if [[ $s == dl1m || $s == dl16m ]]; then NEED_STATIC=1; fi
 done
@@ -116,8 +122,8 @@ if ((${#missing[@]})); then
   exit 1
 fi
 for s in $SCENARIOS; do
-  case $s in get | post | dl1m | dl16m | oauth | https | certgen) ;;
-  *) die "unknown scenario '$s' (get, post, dl1m, dl16m, oauth, https, certgen)" ;; esac
+  case $s in get | post | dl1m | dl16m | oauth | https | certgen | https-h2) ;;
+  *) die "unknown scenario '$s' (get, post, dl1m, dl16m, oauth, https, certgen, https-h2)" ;; esac
 done
 
 # proxy_kind LABEL: the program a PROXIES entry runs (appgw, nginx or haproxy); a label may be a
@@ -258,6 +264,7 @@ origin_locations() {
     location = /authz { return 200 "\$http_authorization\n"; }
     location ^~ /static/ { root $TMP/www; sendfile on; tcp_nopush on; }
     location = /tls { return 200 "\$scheme \$ssl_protocol \$ssl_cipher client-cert:\$ssl_client_verify \$ssl_client_s_dn\n"; }
+    location = /proto { return 200 "\$server_protocol\n"; }
     location / { return 200 "hello\n"; }
 EOF
 }
@@ -277,6 +284,13 @@ $(origin_locations)
     listen 127.0.0.1:$ORIGIN_MTLS_PORT ssl;
     ssl_verify_client on;
     ssl_client_certificate $TLS_DIR/client-ca.pem;
+$(origin_locations)
+  }
+EOF
+  ((NEED_H2)) || return 0
+  cat <<EOF
+  server {
+    listen 127.0.0.1:$ORIGIN_H2_PORT ssl http2;
 $(origin_locations)
   }
 EOF
@@ -305,6 +319,7 @@ EOF
 need_port "$ORIGIN_PORT"
 need_port "$ORIGIN_STATUS_PORT"
 if ((NEED_TLS)); then need_port "$ORIGIN_TLS_PORT"; need_port "$ORIGIN_MTLS_PORT"; fi
+if ((NEED_H2)); then need_port "$ORIGIN_H2_PORT"; fi
 "$NGINX_BIN" -p "$TMP/" -e "$TMP/origin.err" -c "$TMP/origin.conf" >"$TMP/origin.log" 2>&1 &
 ORIGIN_PID=$!
 STARTED+=("$ORIGIN_PID")
@@ -321,6 +336,10 @@ if ((NEED_TLS)); then
   body=$(curl -sS --max-time 5 --cacert "$TLS_DIR/ca.pem" --cert "$TLS_DIR/client.pem" \
     --key "$TLS_DIR/client.key" "https://127.0.0.1:$ORIGIN_MTLS_PORT/small" 2>&1) || true
   [[ $body == hello ]] || die "origin client-certificate server: GET with the certificate answered '${body:0:120}', not 'hello'"
+fi
+if ((NEED_H2)); then
+  body=$(curl -sS --max-time 5 --http2 --cacert "$TLS_DIR/ca.pem" "https://127.0.0.1:$ORIGIN_H2_PORT/proto" 2>&1) || true
+  [[ $body == HTTP/2.0 ]] || die "origin HTTP/2 server: GET /proto over h2 answered '${body:0:120}', not 'HTTP/2.0'"
 fi
 
 # ---- static files (dl1m, dl16m): random bytes, served by the origin with sendfile ----
@@ -451,6 +470,7 @@ scen_upstream() {
   case $1 in
   https) echo "https $ORIGIN_TLS_PORT" ;;
   certgen) echo "https $ORIGIN_MTLS_PORT" ;;
+  https-h2) echo "https $ORIGIN_H2_PORT" ;;
   *) echo "http $ORIGIN_PORT" ;;
   esac
 }
@@ -462,7 +482,7 @@ nginx_scen_lines() {
   dl1m | dl16m) # without buffering nginx relays through one proxy_buffer_size buffer (default
     # 4 KiB: 10x the CPU per MiB); 128 KiB, the size of appgw's blocks
     printf '\n      %s' "proxy_buffer_size 128k;" "proxy_buffers 4 128k;" "proxy_busy_buffers_size 128k;" ;;
-  https | certgen)
+  https | certgen | https-h2)
     printf '\n      %s' "proxy_ssl_trusted_certificate $TLS_DIR/ca.pem;" "proxy_ssl_verify on;" \
       "proxy_ssl_name localhost;" "proxy_ssl_session_reuse on;" \
       "proxy_ssl_protocols TLSv1.2 TLSv1.3;" # 1.22 leaves TLSv1.3 out by default
@@ -481,7 +501,7 @@ haproxy_scen_lines() {
 # haproxy_server_opts SCEN: TLS options of the server line (HAProxy reuses TLS sessions by default)
 haproxy_server_opts() {
   case $1 in
-  https) echo " ssl verify required ca-file $TLS_DIR/ca.pem verifyhost localhost" ;;
+  https | https-h2) echo " ssl verify required ca-file $TLS_DIR/ca.pem verifyhost localhost" ;;
   certgen) echo " ssl verify required ca-file $TLS_DIR/ca.pem verifyhost localhost crt $TLS_DIR/client-and-key.pem" ;;
   esac
 }
@@ -625,7 +645,7 @@ start_proxy() { # LABEL W SCEN C
     need_port "$APPGW_API_PORT"
     write_appgw_conf "$scen" "$name"
     # HTTPS upstreams: appgw trusts the CAs of SSL_CERT_FILE, here only the test CA
-    [[ $scen == https || $scen == certgen ]] && appgw_env+=("SSL_CERT_FILE=$TLS_DIR/ca.pem")
+    [[ $scen == https || $scen == certgen || $scen == https-h2 ]] && appgw_env+=("SSL_CERT_FILE=$TLS_DIR/ca.pem")
     # only appgw-egress goes through squid, whatever the caller's environment says
     if [[ $name == appgw-egress ]]; then
       appgw_env+=("HTTPS_PROXY=http://127.0.0.1:$SQUID_PORT" "HTTP_PROXY=http://127.0.0.1:$SQUID_PORT" "NO_PROXY=")
@@ -680,14 +700,24 @@ check_proxy() {
       { SKIP_REASON="origin saw Authorization '${body:0:80}', not 'Bearer <the token endpoint's token>'"; return 1; }
     log "check $1 $scen: origin saw Authorization: Bearer <token>"
     ;;
-  https | certgen)
+  https | certgen | https-h2)
     body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/tls" 2>&1) || true
-    if [[ $scen == https && $body != "https "* ]] ||
+    if [[ $scen != certgen && $body != "https "* ]] ||
       [[ $scen == certgen && $body != "https "*" client-cert:SUCCESS CN=$CLIENT_CN" ]]; then
       SKIP_REASON="origin saw TLS '${body:0:120}'"
       return 1
     fi
     log "check $1 $scen: origin saw $body"
+    if [[ $scen == https-h2 ]]; then
+      # appgw speaks HTTP/2 to this origin (unless a variant turns --upstreamHTTP2 off); the
+      # peers speak HTTP/1.1 to it, as in https
+      body=$(curl -sS --max-time 5 "http://127.0.0.1:$port/bench/origin/proto" 2>&1) || true
+      if [[ $1 == appgw && $APPGW_FLAGS != *upstreamHTTP2* && $body != HTTP/2.0 ]]; then
+        SKIP_REASON="origin saw '${body:0:40}' from appgw, not HTTP/2.0"
+        return 1
+      fi
+      log "check $1 $scen: origin saw $body"
+    fi
     ;;
   dl1m | dl16m)
     local f="$TMP/www/static/${scen#dl}.bin"

@@ -13,6 +13,7 @@ BUILD_PKGS=(
   build-essential cmake pkg-config          # toolchain
   libuv1-dev libssl-dev libjansson-dev libyaml-dev   # libraries appgw links
   libcurl4-openssl-dev                      # token, CSRF (and Kubernetes API) requests
+  libnghttp2-dev                            # HTTP/2 to HTTPS upstreams (framing, HPACK, flow control)
 )
 PKGS=(
   "${BUILD_PKGS[@]}"

@@ -57,6 +57,8 @@ static const flag_def_t flag_defs[] = {
      "seconds a protocol-upgrade tunnel (e.g. WebSocket) may carry no byte either way before it is closed"},
     {"accessLog", FLAG_BOOL, F_OFF(access_log), 0, 0, "true",
      "one JSON line per request at info level (-accessLog=false turns it off)"},
+    {"upstreamHTTP2", FLAG_BOOL, F_OFF(upstream_http2), 0, 0, "true",
+     "offer HTTP/2 (ALPN h2) to HTTPS upstreams, HTTP/1.1 when they do not take it (-upstreamHTTP2=false: HTTP/1.1 only)"},
     {"retryBodyLimit", FLAG_INT, F_OFF(retry_body_limit), 0, 1024 * 1024 * 1024, "1048576",
      "request body bytes kept to resend a request (after a 401/403 with fetched tokens, or a stale connection)"},
     {"minBodyRate", FLAG_INT, F_OFF(min_body_rate), 0, 1024 * 1024 * 1024, "1024",
@@ -86,6 +88,7 @@ static void set_defaults(gw_flags_t *f)
     f->shutdown_grace = 30;
     f->listen_address = gw_strdup("");
     f->access_log = 1;
+    f->upstream_http2 = 1;
     f->tunnel_idle_timeout = 3600;
 }
 

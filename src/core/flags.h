@@ -23,6 +23,7 @@ typedef struct {
     int access_log;             /* accessLog, true: one JSON line per request at info */
     int tunnel_idle_timeout;    /* tunnelIdleTimeout, 3600 (seconds of silence before a tunnel closes) */
     int min_body_rate;          /* minBodyRate, 1024 bytes/s per requestTimeout window; 0 = off */
+    int upstream_http2;         /* upstreamHTTP2, true: offer HTTP/2 (ALPN h2) to HTTPS upstreams */
 } gw_flags_t;
 
 /* Fills f with defaults, then applies argv. Accepts -name=value, --name=value, -name value,

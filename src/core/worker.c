@@ -199,6 +199,7 @@ int gw_worker_start(gw_worker_t *w, int id, const gw_flags_t *flags)
                               .min_body_rate = flags->min_body_rate,
                               .counters = &w->counters, .data = w};
     w->pool = gw_upstream_pool_new(&w->loop, &w->counters);
+    gw_upstream_pool_set_http2(w->pool, flags->upstream_http2 != 0);
     gw_accesslog_init(&w->access, &w->loop, flags->access_log != 0);
     gw_wbatch_init(&w->wbatch, &w->loop);
     w->creds = gw_creds_new(&w->loop);

@@ -2,12 +2,16 @@
  * response head accumulated across reads (1xx skipped), body framing tracked (length, chunked,
  * close-delimited), reuse decided from both messages. A caller may end the exchange from inside
  * any callback: the client then only marks itself dead and is freed when the outermost
- * callback returns. */
+ * callback returns. With --upstreamHTTP2 an HTTPS exchange may run as a stream of an HTTP/2
+ * session instead (http/h2.c): it then waits for a connection another exchange is making to
+ * the same upstream, or makes one; when its TLS handshake picks "h2" the connection becomes
+ * the upstream's shared session, else the exchange goes on in HTTP/1.1 as usual. */
 #include "http/client.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/h2.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/common.h"
@@ -38,11 +42,32 @@ struct gw_client_s {
     gw_body_kind_t kind;
     uint64_t left;
     gw_chunked_t chunked;
+    /* HTTPS with --upstreamHTTP2 */
+    gw_h2_stream_t *h2;            /* the exchange runs as this HTTP/2 stream */
+    gw_h2_key_t *h2key;            /* the upstream's HTTP/2 state */
+    gw_h2_req_t *h2req;            /* the head converted for HTTP/2, until a stream opens */
+    char *h2names;                 /* its lower-cased names */
+    gw_h2_waiter_t waiter;
+    bool waiting;                  /* on h2key's waiter list */
+    bool connector;                /* making a connection counted in h2key */
+    gw_upstream_pool_t *pool;      /* for a connection made after waiting */
+    const gw_target_t *target;
+    bool skip_verify;
+    gw_tls_ctx_t *identity;
 };
+
+static void h2_req_free(gw_client_t *c)
+{
+    free(c->h2req);
+    free(c->h2names);
+    c->h2req = NULL;
+    c->h2names = NULL;
+}
 
 static void client_free(gw_client_t *c)
 {
     gw_buf_free(&c->resp_buf);
+    h2_req_free(c);
     free(c);
 }
 
@@ -72,11 +97,33 @@ static void fail(gw_client_t *c, gw_client_err_t err, int status, const char *re
     c->cb->on_error(c->ud, err, status, reason);
 }
 
+/* Ends the HTTP/2 side of the exchange: its stream, or its place in the key's queue or its
+ * count of connections being made (waking the waiters when that was the last one). */
+static void h2_end(gw_client_t *c)
+{
+    if (c->h2) {
+        gw_h2_stream_detach(c->h2);
+        c->h2 = NULL;
+    }
+    if (c->waiting) {
+        c->waiting = false;
+        gw_h2_key_unwait(c->h2key, &c->waiter);
+    }
+    if (c->connector) {
+        c->connector = false;
+        bool wake;
+        gw_h2_key_connect_end(c->h2key, NULL, &wake);
+        release(c, false);
+        if (wake) gw_h2_key_wake(c->h2key);
+    }
+}
+
 void gw_client_abort(gw_client_t *c)
 {
     if (c->dead) return;
-    release(c, false);
     c->dead = true;
+    if (c->h2key) h2_end(c);
+    release(c, false);
     if (!c->busy) client_free(c);
 }
 
@@ -91,6 +138,7 @@ static int flush_head(gw_client_t *c)
 
 int gw_client_send(gw_client_t *c, gw_block_t *b, size_t off, size_t len)
 {
+    if (c->h2) return gw_h2_stream_send(c->h2, b, off, len);
     if (c->write_failed || !c->up) return UV_EPIPE;
     int rc;
     if (c->head_pending) {
@@ -106,29 +154,41 @@ int gw_client_send(gw_client_t *c, gw_block_t *b, size_t off, size_t len)
 int gw_client_request_done(gw_client_t *c)
 {
     c->request_done = true;
+    if (c->h2) return gw_h2_stream_end(c->h2);
     return c->connected ? flush_head(c) : 0;
 }
 
-bool gw_client_write_failed(const gw_client_t *c) { return c->write_failed; }
+bool gw_client_write_failed(const gw_client_t *c) { return c->h2 ? gw_h2_stream_write_failed(c->h2) : c->write_failed; }
 
-size_t gw_client_write_queue(const gw_client_t *c) { return c->up ? gw_upconn_write_queue(c->up) : 0; }
+size_t gw_client_write_queue(const gw_client_t *c)
+{
+    if (c->h2) return gw_h2_stream_queued(c->h2);
+    return c->up ? gw_upconn_write_queue(c->up) : 0;
+}
 
 void gw_client_pause(gw_client_t *c)
 {
     if (c->up) gw_upconn_pause(c->up);
+    else if (c->h2) gw_h2_stream_pause(c->h2, true);
 }
 
 void gw_client_resume(gw_client_t *c)
 {
     if (c->up) gw_upconn_resume(c->up);
+    else if (c->h2) gw_h2_stream_pause(c->h2, false);
 }
 
-void gw_client_decode_chunked(gw_client_t *c) { c->decode = true; }
+void gw_client_decode_chunked(gw_client_t *c)
+{
+    c->decode = true;
+    if (c->h2) gw_h2_stream_decode_chunked(c->h2);
+}
 
 void gw_client_allow_upgrade(gw_client_t *c) { c->upgrade_ok = true; }
 
 int gw_client_shutdown(gw_client_t *c)
 {
+    if (c->h2) return gw_h2_stream_end(c->h2);
     if (!c->up || c->write_failed) return UV_EPIPE;
     int rc = flush_head(c);
     if (rc == 0) rc = gw_upconn_shutdown(c->up);
@@ -138,18 +198,39 @@ int gw_client_shutdown(gw_client_t *c)
 
 /* ---------- upstream events ---------- */
 
+static bool h2_open(gw_client_t *c, gw_h2_session_t *s);
+
 static void up_connect(void *ud, int status, const char *reason)
 {
     gw_client_t *c = ud;
     c->busy++;
+    gw_h2_key_t *k = c->h2key;
+    gw_h2_session_t *s = NULL;
+    bool wake = false;
+    if (c->connector) {
+        c->connector = false;
+        s = gw_h2_key_connect_end(k, status < 0 ? NULL : c->up, &wake);
+    }
     if (status < 0) {
         c->up = NULL; /* already released by the pool */
         fail(c, GW_CLIENT_ECONNECT, status, reason);
+    } else if (s) {
+        c->up = NULL; /* the session's now */
+        if (h2_open(c, s)) {
+            c->connected = true;
+            c->cb->on_connect(c->ud);
+        } else {
+            fail(c, GW_CLIENT_ECONNECT, UV_EPROTO, "cannot open an HTTP/2 stream");
+        }
+    } else if (k && gw_upconn_alpn_h2(c->up)) {
+        fail(c, GW_CLIENT_ECONNECT, UV_ENOMEM, "cannot start an HTTP/2 session");
     } else {
+        h2_req_free(c);
         c->connected = true;
         if (!c->has_body) flush_head(c);
         c->cb->on_connect(c->ud);
     }
+    if (wake) gw_h2_key_wake(k);
     leave(c);
 }
 
@@ -313,6 +394,137 @@ static void up_close(void *ud, int status)
 
 static const gw_upconn_cb_t up_cb = {up_connect, up_data, up_close, up_drain};
 
+/* ---------- HTTP/2 stream events (ud: the client) ---------- */
+
+static void h2_on_connect(void *ud) { (void)ud; }
+
+static int h2_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, uint64_t content_length)
+{
+    gw_client_t *c = ud;
+    c->busy++;
+    c->got_bytes = true;
+    c->in_body = true;
+    c->kind = kind;
+    int r = c->cb->on_head(c->ud, h, kind, content_length);
+    if (!c->dead && r != GW_OK) {
+        c->dead = true;
+        h2_end(c);
+    }
+    leave(c);
+    return r;
+}
+
+static void h2_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool done)
+{
+    gw_client_t *c = ud;
+    c->busy++;
+    if (done) {
+        c->body_done = true;
+        c->dead = true;
+        h2_end(c);
+    }
+    c->cb->on_body(c->ud, b, off, len, done);
+    leave(c);
+}
+
+static void h2_on_error(void *ud, gw_client_err_t err, int status, const char *reason)
+{
+    gw_client_t *c = ud;
+    c->busy++;
+    c->dead = true;
+    h2_end(c);
+    c->cb->on_error(c->ud, err, status, reason);
+    leave(c);
+}
+
+static void h2_on_drain(void *ud)
+{
+    gw_client_t *c = ud;
+    c->busy++;
+    c->cb->on_drain(c->ud);
+    leave(c);
+}
+
+static const gw_client_cb_t h2_cb = {h2_on_connect, h2_on_head, h2_on_body, h2_on_error, h2_on_drain};
+
+static bool h2_open(gw_client_t *c, gw_h2_session_t *s)
+{
+    c->h2 = gw_h2_stream_open(s, c->h2req, c->has_body, c->head_request, &h2_cb, c);
+    if (!c->h2) return false;
+    h2_req_free(c);
+    if (c->has_body && c->request_done) gw_h2_stream_end(c->h2);
+    return true;
+}
+
+/* A connection for the exchange, counted as one being made to the key: if it picks "h2" it
+ * becomes a session (up_connect). GW_OK: a pooled HTTP/1.1 connection, connected now. */
+static int h2_connect(gw_client_t *c)
+{
+    gw_h2_key_connect_begin(c->h2key);
+    c->connector = true;
+    int rc = gw_upstream_get(c->pool, c->target, c->skip_verify, c->identity, false, &up_cb, c, &c->up);
+    if (rc == GW_OK) {
+        c->connector = false;
+        bool wake;
+        gw_h2_key_connect_end(c->h2key, c->up, &wake);
+        h2_req_free(c);
+        c->connected = true;
+        if (!c->has_body) flush_head(c);
+        if (wake) gw_h2_key_wake(c->h2key);
+    }
+    return rc;
+}
+
+/* The connection another exchange was making is there (or not): a stream on a session, or a
+ * connection of its own. */
+static void h2_wake(gw_h2_waiter_t *w)
+{
+    gw_client_t *c = GW_CONTAINER_OF(w, gw_client_t, waiter);
+    c->waiting = false;
+    c->busy++;
+    gw_h2_session_t *s = gw_h2_key_pick(c->h2key);
+    if (s && h2_open(c, s)) {
+        c->connected = true;
+        c->cb->on_connect(c->ud);
+    } else if (gw_h2_key_should_wait(c->h2key)) {
+        c->waiting = true; /* the session is full and another connection is on its way */
+        gw_h2_key_wait(c->h2key, &c->waiter);
+    } else if (h2_connect(c) == GW_OK) {
+        c->cb->on_connect(c->ud);
+    }
+    leave(c);
+}
+
+/* HTTPS with --upstreamHTTP2: a new stream on a session of the upstream, else wait for the
+ * connection being made to it, else make one. A protocol upgrade goes over HTTP/1.1 only. */
+static int h2_start(gw_client_t *c)
+{
+    c->h2req = gw_malloc(sizeof(*c->h2req));
+    c->h2names = gw_malloc(c->hlen ? c->hlen : 1);
+    if (gw_h2_request_from_h1(c->head, c->hlen, c->h2names, c->h2req) != GW_OK || c->h2req->upgrade) {
+        h2_req_free(c);
+        int rc = gw_upstream_get(c->pool, c->target, c->skip_verify, c->identity, true, &up_cb, c, &c->up);
+        if (rc == GW_OK) {
+            c->connected = true;
+            if (!c->has_body) flush_head(c);
+        }
+        return rc;
+    }
+    c->h2key = gw_h2_key(c->pool, c->target, c->skip_verify, c->identity);
+    gw_h2_session_t *s = gw_h2_key_pick(c->h2key);
+    if (s && h2_open(c, s)) {
+        c->connected = true;
+        return GW_OK;
+    }
+    if (gw_h2_key_should_wait(c->h2key)) {
+        c->waiting = true;
+        c->waiter.wake = h2_wake;
+        gw_h2_key_wait(c->h2key, &c->waiter);
+        return GW_AGAIN;
+    }
+    return h2_connect(c);
+}
+
 int gw_client_start(gw_upstream_pool_t *pool, const gw_target_t *target, bool skip_verify,
                     gw_tls_ctx_t *identity, const char *head, size_t hlen, bool has_body, bool head_request,
                     const gw_client_cb_t *cb, void *ud, gw_client_t **out)
@@ -328,7 +540,14 @@ int gw_client_start(gw_upstream_pool_t *pool, const gw_target_t *target, bool sk
     c->has_body = has_body;
     c->request_done = !has_body;
     *out = c;
-    int rc = gw_upstream_get(pool, target, skip_verify, identity, &up_cb, c, &c->up);
+    if (target->https && gw_upstream_pool_http2(pool)) {
+        c->pool = pool;
+        c->target = target;
+        c->skip_verify = skip_verify;
+        c->identity = identity;
+        return h2_start(c);
+    }
+    int rc = gw_upstream_get(pool, target, skip_verify, identity, false, &up_cb, c, &c->up);
     if (rc == GW_OK) {
         c->connected = true;
         if (!has_body) flush_head(c);

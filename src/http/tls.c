@@ -277,6 +277,20 @@ void gw_tls_session_slot_clear(gw_tls_session_slot_t *slot)
     slot->session = NULL;
 }
 
+void gw_tls_offer_h2(gw_tls_t *t)
+{
+    static const unsigned char protos[] = "\x02h2\x08http/1.1";
+    if (SSL_set_alpn_protos(t->ssl, protos, sizeof(protos) - 1) != 0) ERR_clear_error();
+}
+
+bool gw_tls_alpn_h2(gw_tls_t *t)
+{
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(t->ssl, &p, &n);
+    return n == 2 && memcmp(p, "h2", 2) == 0;
+}
+
 bool gw_tls_session_reused(gw_tls_t *t) { return SSL_session_reused(t->ssl) == 1; }
 
 const char *gw_tls_error(gw_tls_t *t) { return t->err[0] ? t->err : "TLS error"; }

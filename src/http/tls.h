@@ -40,6 +40,12 @@ void gw_tls_session_slot_clear(gw_tls_session_slot_t *slot);
 /* True when the handshake resumed a session. */
 bool gw_tls_session_reused(gw_tls_t *t);
 
+/* ALPN: offer "h2" then "http/1.1" on this (not yet started) connection. Without it nothing
+ * is offered and the server speaks HTTP/1.1. */
+void gw_tls_offer_h2(gw_tls_t *t);
+/* True when the handshake picked "h2" (only after gw_tls_offer_h2). */
+bool gw_tls_alpn_h2(gw_tls_t *t);
+
 /* Hands ciphertext received from the socket to the layer. Returns 0 or GW_ENOMEM. */
 int gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
 

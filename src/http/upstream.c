@@ -20,7 +20,7 @@
  * flight, so 1,000 concurrent callers do not churn new connections (they expire after
  * POOL_IDLE_TIMEOUT_MS anyway). */
 #define POOL_MAX_IDLE_PER_KEY 1024
-#define POOL_IDLE_TIMEOUT_MS (30 * 1000)
+#define POOL_IDLE_TIMEOUT_MS GW_UP_IDLE_TIMEOUT_MS
 #define DNS_TTL_MS 5000
 #define DNS_MAX_ADDRS 4
 #define CONNECT_RESPONSE_MAX (16 * 1024) /* a proxy's answer to CONNECT */
@@ -49,6 +49,8 @@ typedef struct pool_key_s {
     uint16_t port;
     const gw_proxy_t *proxy; /* egress proxy the connections go through; NULL: direct */
     bool https, verify;
+    bool alpn_h2;        /* connections offer ALPN "h2" (--upstreamHTTP2, not HTTP/1.1-only) */
+    void *h2;            /* http/h2.c's state for this key (alpn_h2 keys only), or NULL */
     uint8_t ident[32];   /* gw_tls_ctx_id of the client certificate; zero: none */
     gw_upconn_t *idle;   /* LIFO list of idle connections */
     gw_tls_session_slot_t tls_session; /* newest TLS session of this upstream, for resumption */
@@ -96,6 +98,8 @@ struct gw_upstream_pool_s {
     dns_entry_t *dns;
     gw_tls_ctx_t *tls_verify, *tls_noverify;
     gw_counters_t *counters;
+    void (*h2_dtor)(void *);
+    bool http2;
     bool freeing;
     size_t live; /* connections not yet freed */
 };
@@ -106,22 +110,24 @@ static void start_tls_or_connected(gw_upconn_t *c);
 
 static const uint8_t no_ident[32];
 
-static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool verify, const uint8_t *ident)
+static pool_key_t *pool_key(gw_upstream_pool_t *p, const gw_target_t *t, bool verify, const uint8_t *ident,
+                           bool alpn_h2)
 {
     uint32_t h = 2166136261u;
     for (const char *c = t->hostname; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
     h = (h ^ t->port) * 16777619u;
-    h = (h ^ (unsigned)(t->https * 2 + verify)) * 16777619u;
+    h = (h ^ (unsigned)(t->https * 4 + verify * 2 + alpn_h2)) * 16777619u;
     h = (h ^ ident[0]) * 16777619u;
     h %= POOL_BUCKETS;
     for (pool_key_t *k = p->buckets[h]; k; k = k->next)
         if (k->port == t->port && k->https == t->https && k->verify == verify && k->proxy == t->proxy &&
-            strcmp(k->hostname, t->hostname) == 0 && memcmp(k->ident, ident, 32) == 0)
+            k->alpn_h2 == alpn_h2 && strcmp(k->hostname, t->hostname) == 0 && memcmp(k->ident, ident, 32) == 0)
             return k;
     pool_key_t *k = gw_calloc(1, sizeof(*k));
     k->hostname = gw_strdup(t->hostname);
     k->port = t->port;
     k->https = t->https;
+    k->alpn_h2 = alpn_h2;
     k->verify = verify;
     k->proxy = t->proxy;
     memcpy(k->ident, ident, 32);
@@ -161,11 +167,22 @@ static void pool_maybe_free(gw_upstream_pool_t *p)
     free(p);
 }
 
+void gw_upstream_pool_set_http2(gw_upstream_pool_t *p, bool on) { p->http2 = on; }
+
+bool gw_upstream_pool_http2(const gw_upstream_pool_t *p) { return p->http2; }
+
+uv_loop_t *gw_upstream_pool_loop(gw_upstream_pool_t *p) { return p->loop; }
+
 void gw_upstream_pool_free(gw_upstream_pool_t *p)
 {
     p->freeing = true;
     for (int i = 0; i < POOL_BUCKETS; i++)
-        for (pool_key_t *k = p->buckets[i]; k; k = k->next)
+        for (pool_key_t *k = p->buckets[i]; k; k = k->next) {
+            if (k->h2) {
+                void *h2 = k->h2;
+                k->h2 = NULL;
+                p->h2_dtor(h2); /* closes its sessions: their connections are released */
+            }
             while (k->idle) {
                 gw_upconn_t *c = k->idle;
                 k->idle = c->idle_next;
@@ -174,6 +191,7 @@ void gw_upstream_pool_free(gw_upstream_pool_t *p)
                 c->state = UP_ACTIVE;
                 up_close(c);
             }
+        }
     pool_maybe_free(p);
 }
 
@@ -711,15 +729,33 @@ static gw_tls_ctx_t *tls_ctx(gw_upstream_pool_t *p, bool verify)
 void gw_upstream_flush_idle(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, gw_tls_ctx_t *identity)
 {
     if (!t->https) identity = NULL;
-    pool_key_t *k = pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident);
-    while (k->idle) up_close(k->idle); /* up_close takes it off the idle list */
+    for (int h2 = 0; h2 <= (t->https && p->http2); h2++) {
+        pool_key_t *k = pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident, h2);
+        while (k->idle) up_close(k->idle); /* up_close takes it off the idle list */
+    }
+}
+
+void **gw_upstream_h2_slot(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, gw_tls_ctx_t *identity,
+                           void (*dtor)(void *))
+{
+    p->h2_dtor = dtor;
+    return &pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident, true)->h2;
+}
+
+bool gw_upconn_alpn_h2(const gw_upconn_t *c) { return c->tls && gw_tls_alpn_h2(c->tls); }
+
+void gw_upconn_rebind(gw_upconn_t *c, const gw_upconn_cb_t *cb, void *ud)
+{
+    c->cb = cb;
+    c->ud = ud;
 }
 
 int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verify, gw_tls_ctx_t *identity,
-                    const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out)
+                    bool h1_only, const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out)
 {
     if (!t->https) identity = NULL;
-    pool_key_t *k = pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident);
+    bool alpn_h2 = t->https && p->http2 && !h1_only;
+    pool_key_t *k = pool_key(p, t, !skip_verify, identity ? gw_tls_ctx_id(identity) : no_ident, alpn_h2);
     if (k->idle) {
         gw_upconn_t *c = k->idle;
         remove_idle(c);
@@ -762,6 +798,7 @@ int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *t, bool skip_verif
         gw_tls_ctx_t *ctx = identity ? identity : tls_ctx(p, !skip_verify);
         c->tls = ctx ? gw_tls_new(ctx, t->hostname) : NULL;
         if (c->tls) gw_tls_use_session_slot(c->tls, &k->tls_session);
+        if (c->tls && alpn_h2) gw_tls_offer_h2(c->tls);
     }
     *out = c;
     /* Resolve (or use the cache / an IP literal), then connect; always asynchronously. */

@@ -35,24 +35,41 @@ typedef struct {
 
 #define GW_UP_HIGH_WATER (256 * 1024)
 #define GW_UP_LOW_WATER (64 * 1024)
+/* How long an unused connection (or HTTP/2 session) is kept. */
+#define GW_UP_IDLE_TIMEOUT_MS (30 * 1000)
 
 /* counters (may be NULL) receive the TLS handshake statistics. */
 gw_upstream_pool_t *gw_upstream_pool_new(uv_loop_t *loop, gw_counters_t *counters);
 /* Closes idle connections and frees the pool once in-use connections are released. */
 void gw_upstream_pool_free(gw_upstream_pool_t *p);
+/* --upstreamHTTP2: new TLS connections offer ALPN "h2" (unless asked for HTTP/1.1 only). */
+void gw_upstream_pool_set_http2(gw_upstream_pool_t *p, bool on);
+bool gw_upstream_pool_http2(const gw_upstream_pool_t *p);
+uv_loop_t *gw_upstream_pool_loop(gw_upstream_pool_t *p);
 
 /* A connection to target (TLS when https; verify unless skip_verify), through target->proxy
  * when set: a proxy that cannot be reached or refuses CONNECT fails on_connect with the reason
  * ("proxy refused CONNECT: 407 ..."). identity (may be NULL)
  * is the TLS context presenting a client certificate (CertificateGen, made with the same
  * verification setting); connections are pooled per identity, so one made with a certificate
- * never serves another. Returns 0 with *out ready to use (taken from the pool; no on_connect),
+ * never serves another. h1_only: the connection must speak HTTP/1.1 (a protocol upgrade):
+ * no ALPN "h2" offer, and a pool apart from the connections that offered it. Returns 0 with *out ready to use (taken from the pool; no on_connect),
  * GW_AGAIN when a new connection is being made (on_connect follows, never from inside this
  * call). */
 int gw_upstream_get(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify, gw_tls_ctx_t *identity,
-                    const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out);
+                    bool h1_only, const gw_upconn_cb_t *cb, void *ud, gw_upconn_t **out);
 
-/* Closes every idle pooled connection to target (same key as gw_upstream_get): after one of
+/* The HTTP/2 state (http/h2.c) kept with the connections gw_upstream_get(..., h1_only false)
+ * would pool: *slot is NULL until set. dtor runs on it when the pool is freed. */
+void **gw_upstream_h2_slot(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify,
+                           gw_tls_ctx_t *identity, void (*dtor)(void *));
+
+/* The TLS handshake of this connection picked ALPN "h2". */
+bool gw_upconn_alpn_h2(const gw_upconn_t *c);
+/* Hands a connected connection to another user (its callbacks from now on). */
+void gw_upconn_rebind(gw_upconn_t *c, const gw_upconn_cb_t *cb, void *ud);
+
+/* Closes every idle pooled connection to target (both keys of gw_upstream_get): after one of
  * them turned out dead, its siblings (opened to the same server before, e.g., a reload) are
  * likely dead too, so the next connection is a fresh one. */
 void gw_upstream_flush_idle(gw_upstream_pool_t *p, const gw_target_t *target, bool skip_verify,

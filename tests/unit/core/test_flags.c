@@ -127,6 +127,17 @@ static void test_bool_flag(void)
     CHECK(strstr(err, "accessLog") != NULL);
     /* alone, it does not swallow the next word: "false" is then a stray argument */
     CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-accessLog", "false")), GW_EINVAL);
+    /* -upstreamHTTP2: the same syntax, default true */
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-proxyPort=9000")), 0);
+    CHECK_EQ_INT(f.upstream_http2, 1);
+    gw_flags_free(&f);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("--upstreamHTTP2=false")), 0);
+    CHECK_EQ_INT(f.upstream_http2, 0);
+    gw_flags_free(&f);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-upstreamHTTP2=0", "-upstreamHTTP2")), 0);
+    CHECK_EQ_INT(f.upstream_http2, 1);
+    gw_flags_free(&f);
+    CHECK_EQ_INT(parse(&f, err, sizeof(err), ARGS("-upstreamHTTP2=no")), GW_EINVAL);
 }
 
 static void test_values(void)
