@@ -199,6 +199,7 @@ int gw_client_shutdown(gw_client_t *c)
 /* ---------- upstream events ---------- */
 
 static bool h2_open(gw_client_t *c, gw_h2_session_t *s);
+static bool h2_convert(gw_client_t *c);
 
 static void up_connect(void *ud, int status, const char *reason)
 {
@@ -216,7 +217,7 @@ static void up_connect(void *ud, int status, const char *reason)
         fail(c, GW_CLIENT_ECONNECT, status, reason);
     } else if (s) {
         c->up = NULL; /* the session's now */
-        if (h2_open(c, s)) {
+        if ((c->h2req || h2_convert(c)) && h2_open(c, s)) {
             c->connected = true;
             c->cb->on_connect(c->ud);
         } else {
@@ -495,14 +496,32 @@ static void h2_wake(gw_h2_waiter_t *w)
     leave(c);
 }
 
-/* HTTPS with --upstreamHTTP2: a new stream on a session of the upstream, else wait for the
- * connection being made to it, else make one. A protocol upgrade goes over HTTP/1.1 only. */
-static int h2_start(gw_client_t *c)
+/* The head converted for HTTP/2 (c->h2req); false when it cannot go over HTTP/2 (invalid for
+ * it, or a protocol upgrade). */
+static bool h2_convert(gw_client_t *c)
 {
     c->h2req = gw_malloc(sizeof(*c->h2req));
     c->h2names = gw_malloc(c->hlen ? c->hlen : 1);
     if (gw_h2_request_from_h1(c->head, c->hlen, c->h2names, c->h2req) != GW_OK || c->h2req->upgrade) {
         h2_req_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* HTTPS with --upstreamHTTP2: a new stream on a session of the upstream, else wait for the
+ * connection being made to it, else make one. A protocol upgrade goes over HTTP/1.1 only. An
+ * upstream known to answer in HTTP/1.1 gets its pooled connections as before, the head
+ * converted only if a new connection picks h2 after all. */
+static int h2_start(gw_client_t *c)
+{
+    gw_h2_key_t *k = gw_h2_key(c->pool, c->target, c->skip_verify, c->identity);
+    gw_h2_session_t *s = gw_h2_key_pick(k);
+    if (!s && gw_h2_key_h1_known(k) && !gw_h2_head_upgrade(c->head, c->hlen)) {
+        c->h2key = k;
+        return h2_connect(c);
+    }
+    if (!h2_convert(c)) {
         int rc = gw_upstream_get(c->pool, c->target, c->skip_verify, c->identity, true, &up_cb, c, &c->up);
         if (rc == GW_OK) {
             c->connected = true;
@@ -510,8 +529,7 @@ static int h2_start(gw_client_t *c)
         }
         return rc;
     }
-    c->h2key = gw_h2_key(c->pool, c->target, c->skip_verify, c->identity);
-    gw_h2_session_t *s = gw_h2_key_pick(c->h2key);
+    c->h2key = k;
     if (s && h2_open(c, s)) {
         c->connected = true;
         return GW_OK;

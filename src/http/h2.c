@@ -785,6 +785,8 @@ gw_h2_session_t *gw_h2_key_pick(gw_h2_key_t *k)
 
 bool gw_h2_key_should_wait(const gw_h2_key_t *k) { return k->connecting > 0 && !k->h1_known; }
 
+bool gw_h2_key_h1_known(const gw_h2_key_t *k) { return k->h1_known; }
+
 void gw_h2_key_wait(gw_h2_key_t *k, gw_h2_waiter_t *w)
 {
     gw_h2_waiter_t **list = k->waking ? &k->rewaiters : &k->waiters; /* the next round's */

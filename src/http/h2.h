@@ -34,6 +34,8 @@ gw_h2_session_t *gw_h2_key_pick(gw_h2_key_t *k);
 /* A connection to the key is being made and the key is not known to answer in HTTP/1.1:
  * better wait for it (gw_h2_key_wait) than open another. */
 bool gw_h2_key_should_wait(const gw_h2_key_t *k);
+/* The last connection made to the key's upstream answered in HTTP/1.1. */
+bool gw_h2_key_h1_known(const gw_h2_key_t *k);
 void gw_h2_key_wait(gw_h2_key_t *k, gw_h2_waiter_t *w);
 void gw_h2_key_unwait(gw_h2_key_t *k, gw_h2_waiter_t *w);
 /* Wakes every waiter (each wake callback runs once). */

@@ -2,6 +2,7 @@
 #include "http/h2head.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "util/str.h"
 
@@ -60,4 +61,14 @@ int gw_h2_request_from_h1(const char *head, size_t hlen, char *names, gw_h2_req_
         else add(out, lower, n.n, v.p, v.n);
     }
     return GW_OK;
+}
+
+bool gw_h2_head_upgrade(const char *head, size_t hlen)
+{
+    const char *p = head, *end = head + hlen;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        p++;
+        if (end - p >= 8 && strncasecmp(p, "upgrade:", 8) == 0) return true;
+    }
+    return false;
 }

@@ -29,4 +29,8 @@ typedef struct {
  * framing). */
 int gw_h2_request_from_h1(const char *head, size_t hlen, char *names, gw_h2_req_t *out);
 
+/* True when the head has an Upgrade field (the request can go over HTTP/1.1 only): a scan of
+ * the line starts, without converting, for requests that may never need the conversion. */
+bool gw_h2_head_upgrade(const char *head, size_t hlen);
+
 #endif

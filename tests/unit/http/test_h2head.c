@@ -108,6 +108,24 @@ static void test_upgrade_detected(void)
     absent("upgrade");
 }
 
+/* The quick scan agrees with the conversion on whether a head asks for an upgrade. */
+static void test_upgrade_scan(void)
+{
+    static const char *heads[] = {
+        "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET /ws HTTP/1.1\r\nHost: a\r\nUPGRADE: h2c\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Upgrade: no\r\nUpgrade-Insecure-Requests: 1\r\n\r\n",
+        "GET /upgrade: HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: upgrade: no\r\n\r\n",
+    };
+    static const bool want[] = {true, true, false, false, false};
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        CHECK_EQ_INT(gw_h2_head_upgrade(heads[i], strlen(heads[i])), want[i]);
+        CHECK_EQ_INT(conv(heads[i]), GW_OK);
+        CHECK_EQ_INT(req.upgrade, want[i]);
+    }
+}
+
 static void test_options_star(void)
 {
     CHECK_EQ_INT(conv("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), GW_OK);
@@ -135,6 +153,7 @@ int main(void)
     GW_RUN(test_te_trailers_kept);
     GW_RUN(test_chunked_body);
     GW_RUN(test_upgrade_detected);
+    GW_RUN(test_upgrade_scan);
     GW_RUN(test_options_star);
     GW_RUN(test_refused);
     return gw_test_summary();
