@@ -73,6 +73,7 @@ typedef struct {
     bool body_all_received;      /* client body fully received from the client */
     bool body_started;           /* body bytes were handed to an upstream connection */
     bool up_reused;              /* the current upstream connection came from the pool */
+    bool up_count_pending;       /* this attempt waits for a connection: counted once known */
     bool replayable;             /* every body byte sent so far is kept in `sent` */
     piece_list_t sent;           /* body bytes sent, kept for a resend (at most retryBodyLimit) */
     bool resp_head_seen;         /* a final response head arrived on this attempt */
@@ -103,6 +104,7 @@ typedef struct {
 } proxy_t;
 
 static void proxy_connect(proxy_t *px);
+static void count_upstream(proxy_t *px, bool reused);
 static void proxy_start(proxy_t *px);
 static void start_proxy_timer(proxy_t *px);
 static void on_creds(gw_cred_wait_t *w, int status, const char *error);
@@ -190,6 +192,7 @@ static void drop_queue(proxy_t *px)
 /* Ends the upstream exchange under way, if any (its connection is closed). */
 static void release_up(proxy_t *px)
 {
+    if (px->up_count_pending) count_upstream(px, false); /* an attempt that never connected */
     if (!px->cl) return;
     gw_client_abort(px->cl);
     px->cl = NULL;
@@ -818,6 +821,30 @@ static void send_request_done(proxy_t *px)
     if (gw_client_request_done(px->cl) < 0) up_write_failed(px);
 }
 
+/* Counts the attempt's upstream connection once: reused (from the pool, or a stream on an
+ * HTTP/2 session another request made) or a connect. */
+static void count_upstream(proxy_t *px, bool reused)
+{
+    gw_worker_t *w = px->worker;
+    px->up_count_pending = false;
+    gw_upstats_t *u = px->api->host_series ? gw_series_up(px->api->host_series, w->id) : NULL;
+    if (reused) {
+        GW_COUNT(&w->counters, upstream_reused, 1);
+        if (u) GW_ADD(u->reused, 1);
+    } else {
+        GW_COUNT(&w->counters, upstream_connects, 1);
+        if (u) GW_ADD(u->connects, 1);
+    }
+}
+
+/* Whether every body byte sent on this attempt is to be kept for a resend. */
+static void set_replayable(proxy_t *px)
+{
+    gw_request_t *req = px->req;
+    bool fits = req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
+    px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
+}
+
 static void proxy_connect(proxy_t *px)
 {
     gw_worker_t *w = px->worker;
@@ -830,16 +857,12 @@ static void proxy_connect(proxy_t *px)
                              px->up_head.len, req->body_kind != GW_BODY_NONE, px->is_head, &cl_cb, px, &px->cl);
     px->up_reused = rc == GW_OK;
     if (px->upgrade.n) gw_client_allow_upgrade(px->cl);
-    bool fits = req->body_kind != GW_BODY_LENGTH || req->content_length <= replay_limit(px);
-    px->replayable = !px->body_started && fits && (px->up_reused || auth_retry_possible(px));
-    gw_upstats_t *u = px->api->host_series ? gw_series_up(px->api->host_series, w->id) : NULL;
+    set_replayable(px);
     if (rc == GW_OK) {
-        GW_COUNT(&w->counters, upstream_reused, 1);
-        if (u) GW_ADD(u->reused, 1);
+        count_upstream(px, true);
         cl_on_connect(px);
     } else {
-        GW_COUNT(&w->counters, upstream_connects, 1);
-        if (u) GW_ADD(u->connects, 1);
+        px->up_count_pending = true;
     }
 }
 
@@ -847,6 +870,12 @@ static void cl_on_connect(void *ud)
 {
     proxy_t *px = ud;
     px->connected = true;
+    if (px->up_count_pending) {
+        /* it waited for a connection another request was making, and got a stream on it */
+        px->up_reused = gw_client_joined(px->cl);
+        count_upstream(px, px->up_reused);
+        if (px->up_reused) set_replayable(px);
+    }
     /* While the client is still uploading, its own inactivity timeout (requestTimeout) is the
      * bound; proxyTimeout counts again from the moment the whole request has been sent. */
     if (!px->body_all_received) uv_timer_stop(&px->timer);
@@ -1039,6 +1068,7 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
 {
     proxy_t *px = ud;
     px->cl = NULL; /* the exchange is over */
+    if (px->up_count_pending) count_upstream(px, false); /* an attempt that never connected */
     gw_request_t *req = px->req;
     const char *what = "upstream connection lost";
     switch (err) {

@@ -50,6 +50,7 @@ struct gw_client_s {
     gw_h2_waiter_t waiter;
     bool waiting;                  /* on h2key's waiter list */
     bool connector;                /* making a connection counted in h2key */
+    bool joined;                   /* waited, then got a stream or a pooled connection */
     gw_upstream_pool_t *pool;      /* for a connection made after waiting */
     const gw_target_t *target;
     bool skip_verify;
@@ -157,6 +158,8 @@ int gw_client_request_done(gw_client_t *c)
     if (c->h2) return gw_h2_stream_end(c->h2);
     return c->connected ? flush_head(c) : 0;
 }
+
+bool gw_client_joined(const gw_client_t *c) { return c->joined; }
 
 bool gw_client_write_failed(const gw_client_t *c) { return c->h2 ? gw_h2_stream_write_failed(c->h2) : c->write_failed; }
 
@@ -486,11 +489,13 @@ static void h2_wake(gw_h2_waiter_t *w)
     gw_h2_session_t *s = gw_h2_key_pick(c->h2key);
     if (s && h2_open(c, s)) {
         c->connected = true;
+        c->joined = true;
         c->cb->on_connect(c->ud);
     } else if (gw_h2_key_should_wait(c->h2key)) {
         c->waiting = true; /* the session is full and another connection is on its way */
         gw_h2_key_wait(c->h2key, &c->waiter);
     } else if (h2_connect(c) == GW_OK) {
+        c->joined = true;
         c->cb->on_connect(c->ud);
     }
     leave(c);

@@ -69,6 +69,10 @@ int gw_client_send(gw_client_t *c, gw_block_t *b, size_t off, size_t len);
  * may be pooled after the response. Flushes a head still held back. Returns like
  * gw_client_send. */
 int gw_client_request_done(gw_client_t *c);
+/* After a GW_AGAIN start: the exchange made no connection of its own: it waited for the one
+ * another exchange was making to the same upstream and became a stream on it (HTTP/2), or then
+ * took a pooled connection. */
+bool gw_client_joined(const gw_client_t *c);
 /* True once a write failed (see gw_client_send). */
 bool gw_client_write_failed(const gw_client_t *c);
 size_t gw_client_write_queue(const gw_client_t *c);

@@ -233,6 +233,9 @@ def test_concurrent_requests_share_one_connection(tmpdir_str, certs, auth_certs,
         assert len({ln[1] for ln in lines}) == 1, "upstream connections used: %s" % sorted({ln[1] for ln in lines})
         m = H.settled_metrics(g.admin)
         assert m["appgw_upstream_connections_open"] == 1, m
+        # one request made the connection; the 19 that waited for it count as reused
+        assert m["appgw_upstream_connects_total"] == 1, m
+        assert m["appgw_upstream_requests_reused_total"] == 19, m
     assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
 
 
