@@ -194,6 +194,23 @@ def get(gw, path, **kw):
 
 # --------------------------------------------------------------------------- nginx with http2
 
+def _concurrent_gets(g, paths):
+    """GETs of paths sent at the same moment, each on its own client connection; the responses."""
+    conns = [H.RawConn(g.proxy) for _ in paths]
+    go = threading.Barrier(len(paths), timeout=10)
+
+    def one(i):
+        go.wait()
+        conns[i].send(H.build_request("GET", paths[i]))
+        return conns[i].read_response()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(paths)) as ex:
+            return list(ex.map(one, range(len(paths))))
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_request_reaches_nginx_as_http2(gw, h2nginx):
     r = get(gw, "/ngx/first?q=1")
     assert r.status == 200, r
@@ -212,19 +229,7 @@ def test_concurrent_requests_share_one_connection(tmpdir_str, certs, auth_certs,
     os.makedirs(cfg)
     H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), _apps(h2nginx, node))
     with H.gateway(tmpdir_str, config_dir=cfg, workers=1, env={"SSL_CERT_FILE": certs["ca.pem"]}) as g:
-        conns = [H.RawConn(g.proxy) for _ in range(20)]
-        go = threading.Barrier(20, timeout=10)
-
-        def one(i):
-            go.wait()
-            conns[i].send(H.build_request("GET", "/h2/ngx/c20/%d" % i))
-            return conns[i].read_response()
-        try:
-            with concurrent.futures.ThreadPoolExecutor(20) as ex:
-                rs = list(ex.map(one, range(20)))
-        finally:
-            for c in conns:
-                c.close()
+        rs = _concurrent_gets(g, ["/h2/ngx/c20/%d" % i for i in range(20)])
         assert [r.status for r in rs] == [200] * 20, rs
         h2nginx.last("/c20/", 20)
         lines = h2nginx.lines("/c20/")
@@ -391,19 +396,7 @@ def test_peer_stream_limit_respected(tmpdir_str, certs):
         H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), [H.application("lim", [
             H.service("Node", [H.entry("https://localhost:%d" % node2.port)])])])
         with H.gateway(tmpdir_str, config_dir=cfg, workers=1, env={"SSL_CERT_FILE": certs["ca.pem"]}) as g:
-            conns = [H.RawConn(g.proxy) for _ in range(6)]
-            go = threading.Barrier(6, timeout=10)
-
-            def one(i):
-                go.wait()
-                conns[i].send(H.build_request("GET", "/lim/node/slow/%d" % i))
-                return conns[i].read_response()
-            try:
-                with concurrent.futures.ThreadPoolExecutor(6) as ex:
-                    rs = list(ex.map(one, range(6)))
-            finally:
-                for c in conns:
-                    c.close()
+            rs = _concurrent_gets(g, ["/lim/node/slow/%d" % i for i in range(6)])
             assert [r.status for r in rs] == [200] * 6, rs
         assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
         st = node2.stats()
