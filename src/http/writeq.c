@@ -75,6 +75,27 @@ static void send_deferred(gw_write_t *e)
     *e->pend -= e->hlen + e->len;
     gw_block_t *b = e->block;
     char *heap = e->heap;
+    if (e->p == e->small) {
+        /* the bytes live in e, which is reused once this returns: what the kernel does not
+         * take now is copied to a buffer of its own */
+        uv_buf_t buf = uv_buf_init(e->small, (unsigned)e->len);
+        int w = uv_stream_get_write_queue_size(e->s) == 0 ? uv_try_write(e->s, &buf, 1) : UV_EAGAIN;
+        if (w == (int)e->len) {
+            write_recycle(e);
+            return;
+        }
+        size_t done = w > 0 ? (size_t)w : 0;
+        if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
+            e->cb(&e->w, w);
+            return;
+        }
+        e->len -= done;
+        heap = gw_malloc(e->len);
+        memcpy(heap, e->small + done, e->len);
+        e->hlen = e->len;
+        e->len = 0;
+        e->p = NULL;
+    }
     int rc = write_now(e->s, heap, e->hlen, b, e->p, e->len, e->owner, e->cb);
     if (rc == 0) {
         write_recycle(e);
@@ -148,6 +169,22 @@ void gw_stream_flush(uv_stream_t *s, size_t *pend)
     }
 }
 
+/* e (its bytes set) waits at the end of the batch. */
+static void enqueue(gw_wbatch_t *bt, gw_write_t *e, uv_stream_t *s, size_t *pend, size_t hlen, size_t len,
+                    void *owner, uv_write_cb cb)
+{
+    e->owner = owner;
+    e->next = NULL;
+    e->s = s;
+    e->hlen = hlen;
+    e->len = len;
+    e->pend = pend;
+    e->cb = cb;
+    *bt->tail = e;
+    bt->tail = &e->next;
+    *pend += hlen + len;
+}
+
 int gw_stream_writev(uv_stream_t *s, size_t *pend, char *heap, size_t hlen, gw_block_t *b, const char *p,
                      size_t len, void *owner, uv_write_cb cb)
 {
@@ -162,17 +199,8 @@ int gw_stream_writev(uv_stream_t *s, size_t *pend, char *heap, size_t hlen, gw_b
             gw_write_t *e = write_new();
             e->block = b;
             e->heap = heap;
-            e->owner = owner;
-            e->next = NULL;
-            e->s = s;
             e->p = p;
-            e->hlen = hlen;
-            e->len = len;
-            e->pend = pend;
-            e->cb = cb;
-            *bt->tail = e;
-            bt->tail = &e->next;
-            *pend += hlen + len;
+            enqueue(bt, e, s, pend, hlen, len, owner, cb);
             return 0;
         }
         gw_stream_flush(s, pend); /* too much for a batch: what waits goes first, then this */
@@ -183,7 +211,18 @@ int gw_stream_writev(uv_stream_t *s, size_t *pend, char *heap, size_t hlen, gw_b
 int gw_stream_write_copy(uv_stream_t *s, size_t *pend, const char *p, size_t len, void *owner, uv_write_cb cb)
 {
     if (!len) return 0;
-    if (!tl_batch && uv_stream_get_write_queue_size(s) == 0) {
+    gw_wbatch_t *bt = tl_batch;
+    if (bt && len <= GW_WRITE_INLINE && (*pend || uv_stream_get_write_queue_size(s) == 0) &&
+        *pend + len <= GW_WBATCH_MAX_BYTES) {
+        gw_write_t *e = write_new();
+        memcpy(e->small, p, len);
+        e->block = NULL;
+        e->heap = NULL;
+        e->p = e->small;
+        enqueue(bt, e, s, pend, 0, len, owner, cb);
+        return 0;
+    }
+    if (!bt && uv_stream_get_write_queue_size(s) == 0) {
         uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
         int w = uv_try_write(s, &buf, 1);
         if (w == (int)len) return 0;

@@ -41,6 +41,9 @@ void gw_wbatch_close(gw_wbatch_t *b);
  * bytes (see gw_stream_writev). */
 void gw_stream_flush(uv_stream_t *s, size_t *pend);
 
+/* A copy this short waits in its write record instead of a buffer of its own. */
+#define GW_WRITE_INLINE 512
+
 struct gw_write_s {
     uv_write_t w;
     gw_block_t *block; /* reference held until written, or NULL */
@@ -53,6 +56,7 @@ struct gw_write_s {
     size_t hlen, len;
     size_t *pend;
     uv_write_cb cb;
+    char small[GW_WRITE_INLINE]; /* a short copy waits here (gw_stream_write_copy) */
 };
 
 /* Writes heap[0..hlen) then p[0..len) (p inside block b), in order. Ownership of heap and of
