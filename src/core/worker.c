@@ -180,6 +180,8 @@ static void worker_main(void *arg)
     w->pin = NULL;
     gw_block_drain_cache();
     gw_writeq_drain_cache();
+    gw_client_drain_cache();
+    gw_server_drain_cache();
     __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 }
 

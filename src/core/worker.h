@@ -13,6 +13,7 @@
 #include "http/accesslog.h"
 #include "http/counters.h"
 #include "http/server.h"
+#include "http/client.h"
 #include "http/writeq.h"
 #include "registry/snapshot.h"
 #include "util/freelist.h"

@@ -15,6 +15,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/common.h"
+#include "util/freelist.h"
 #include "util/str.h"
 
 struct gw_client_s {
@@ -65,12 +66,17 @@ static void h2_req_free(gw_client_t *c)
     c->h2names = NULL;
 }
 
+/* Spent exchanges, reused: one is made per upstream request. */
+static _Thread_local gw_freelist_t tl_clients = {.max = 256};
+
 static void client_free(gw_client_t *c)
 {
     gw_buf_free(&c->resp_buf);
     h2_req_free(c);
-    free(c);
+    if (!gw_freelist_push(&tl_clients, c)) free(c);
 }
+
+void gw_client_drain_cache(void) { gw_freelist_drain(&tl_clients); }
 
 /* After a callback into the caller: true when c is gone or over (do not touch it any more
  * beyond returning). */
@@ -552,7 +558,9 @@ int gw_client_start(gw_upstream_pool_t *pool, const gw_target_t *target, bool sk
                     gw_tls_ctx_t *identity, const char *head, size_t hlen, bool has_body, bool head_request,
                     const gw_client_cb_t *cb, void *ud, gw_client_t **out)
 {
-    gw_client_t *c = gw_calloc(1, sizeof(*c));
+    gw_client_t *c = gw_freelist_pop(&tl_clients);
+    if (c) memset(c, 0, sizeof(*c));
+    else c = gw_calloc(1, sizeof(*c));
     c->cb = cb;
     c->ud = ud;
     c->head = head;

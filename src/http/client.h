@@ -97,4 +97,7 @@ int gw_client_shutdown(gw_client_t *c);
  * called from inside a callback. */
 void gw_client_abort(gw_client_t *c);
 
+/* Frees this thread's cache of spent exchanges (at the end of a worker thread). */
+void gw_client_drain_cache(void);
+
 #endif

@@ -67,6 +67,7 @@ struct gw_request_s {
     uint64_t content_length;
     bool body_done;              /* every body byte was delivered to the handler */
     bool keep_alive;             /* the client allows another request on this connection */
+    bool cached;                 /* goes back to the thread's cache of requests when done */
     bool expect_continue;        /* "Expect: 100-continue" was sent */
     bool responded;              /* the handler wrote (part of) a response */
     int abort_status;            /* on_abort: the status the server answers (408, 400), 0 when
@@ -139,6 +140,9 @@ const char *gw_http_reason(int status);
 /* Draining: closes idle connections now and makes busy ones close after their current
  * response. */
 void gw_server_drain(gw_server_t *s);
+
+/* Frees this thread's cache of spent requests (at the end of a worker thread). */
+void gw_server_drain_cache(void);
 /* Closes every connection of the server immediately (end of the grace period). */
 void gw_server_close_all(gw_server_t *s);
 
