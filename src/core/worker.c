@@ -12,6 +12,7 @@
 
 #include "auth/creds.h"
 #include "core/config.h"
+#include "http/splice.h"
 #include "registry/ondemand.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -180,6 +181,7 @@ static void worker_main(void *arg)
     w->pin = NULL;
     gw_block_drain_cache();
     gw_writeq_drain_cache();
+    gw_splice_drain_cache();
     __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 }
 
