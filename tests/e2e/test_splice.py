@@ -69,7 +69,8 @@ class SpliceNginx:
 
 
 class CuttingUpstream:
-    """Answers every request with Content-Length CUT_TOTAL, sends CUT_SENT bytes, then closes."""
+    """Answers every request with Content-Length CUT_TOTAL and sends CUT_SENT bytes; then closes,
+    or, for a path with "stall", keeps the connection open and silent (at most 15 s)."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -97,7 +98,11 @@ class CuttingUpstream:
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                           b"Content-Length: %d\r\n\r\n" % CUT_TOTAL)
                 c.sendall(U.PATTERN_BLOCK[:CUT_SENT])
-                time.sleep(0.2)  # the gateway has started on the body before the close
+                if b"stall" in buf.split(b"\r\n", 1)[0]:
+                    c.settimeout(15)
+                    c.recv(1)  # until the gateway closes (or 15 s)
+                else:
+                    time.sleep(0.2)  # the gateway has started on the body before the close
             except OSError:
                 pass
             finally:
@@ -124,6 +129,7 @@ def sp(tmp_path_factory, certs):
     gw = H.Gateway(cfg, os.path.join(d, "appgw.stderr"), workers=1, log_level="info",
                    flags={"proxyTimeout": 30, "requestTimeout": 30}, env={"SSL_CERT_FILE": certs["ca.pem"]})
     gw.ngx = ngx
+    gw.cfg = cfg
     yield gw
     rc = gw.stop()
     ngx.stop()
@@ -288,3 +294,54 @@ def test_upstream_cut_mid_body_cuts_the_client(sp):
     assert delta(before, after, 'appgw_requests_total{%s,code="200",outcome="upstream_error"}' % cut) == 1
     assert delta(before, after, "appgw_upstream_failures_total") == 1
     assert sp.alive()
+
+
+def test_proxy_timeout_applies_to_a_silent_upstream_not_to_a_slow_client(sp, tmp_path):
+    with H.gateway(str(tmp_path), config_dir=sp.cfg, workers=1, flags={"proxyTimeout": 1}) as gw:
+        # the upstream goes silent mid-body: after proxyTimeout both connections are closed
+        before = H.settled_metrics(gw.admin)
+        t0 = time.monotonic()
+        with H.RawConn(gw.proxy, timeout=30) as c:
+            c.send(H.build_request("GET", "/sp/cut/stall", host="a"))
+            status, _, _, _ = c.read_head()
+            body = c.read_to_eof()
+        took = time.monotonic() - t0
+        assert status == 200 and 0 < len(body) <= CUT_SENT
+        assert 0.9 < took < 5 * H.SLOW, took
+        after = H.settled_metrics(gw.admin)
+        assert delta(before, after, "appgw_spliced_bytes_total") > 0
+        cut = 'app="sp",service="Cut"'
+        assert delta(before, after, 'appgw_requests_total{%s,code="200",outcome="timeout"}' % cut) == 1
+        # a client that stops reading for longer than proxyTimeout is not the upstream's fault
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        s.connect(("127.0.0.1", gw.proxy))
+        paused = [False]
+
+        def slow(n):
+            if not paused[0] and n >= MIB:
+                paused[0] = True
+                time.sleep(2.5)
+        with H.RawConn(gw.proxy, sock=s, timeout=60) as c:
+            r, n, sha = fetch(c, "/sp/files/16m.bin", sink=slow)
+        assert r.status == 200 and (n, sha) == (16 * MIB, sp.ngx.sha["16m.bin"])
+        assert delta(after, H.settled_metrics(gw.admin), "appgw_spliced_bytes_total") >= 14 * MIB
+
+
+def test_sigterm_lets_a_spliced_download_finish(sp, tmp_path):
+    with H.gateway(str(tmp_path), config_dir=sp.cfg, workers=1, flags={"shutdownGrace": 10}) as gw:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        s.connect(("127.0.0.1", gw.proxy))
+        sent = [False]
+
+        def term(n):
+            if not sent[0] and n >= 2 * MIB:
+                sent[0] = True
+                gw.proc.send_signal(H.signal.SIGTERM)  # the rest arrives during the grace period
+                time.sleep(0.5)
+        with H.RawConn(gw.proxy, sock=s, timeout=60) as c:
+            r, n, sha = fetch(c, "/sp/files/16m.bin", sink=term)
+            assert r.status == 200 and (n, sha) == (16 * MIB, sp.ngx.sha["16m.bin"])
+            assert c.wait_closed(5), "the draining gateway keeps no connection alive"
+        assert gw.proc.wait(10 * H.SLOW) == 0
