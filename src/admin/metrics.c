@@ -330,7 +330,7 @@ void gw_admin_render_metrics(gw_buf_t *o)
     render_requests(o);
 
     uint64_t accepted = 0, active = 0, accept_err = 0, connects = 0, reused = 0, up_err = 0, up_open = 0,
-             up_idle = 0, tls_hs = 0, tls_resumed = 0, cred_hits = 0;
+             up_idle = 0, tls_hs = 0, tls_resumed = 0, cred_hits = 0, spliced = 0;
     for (int i = 0; i < nworkers; i++) {
         gw_counters_t *c = &workers[i].counters;
         accepted += GW_LOAD(c->conns_accepted);
@@ -344,6 +344,7 @@ void gw_admin_render_metrics(gw_buf_t *o)
         tls_hs += GW_LOAD(c->upstream_tls_handshakes);
         tls_resumed += GW_LOAD(c->upstream_tls_resumed);
         cred_hits += GW_LOAD(c->cred_hits);
+        spliced += GW_LOAD(c->spliced_bytes);
     }
     scalar(o, "appgw_connections_accepted_total", "counter", "Client connections accepted.", (double)accepted);
     scalar(o, "appgw_connections_active", "gauge", "Client connections open.", (double)active);
@@ -361,6 +362,9 @@ void gw_admin_render_metrics(gw_buf_t *o)
     scalar(o, "appgw_upstream_tls_handshakes_total", "counter", "TLS handshakes with upstreams.", (double)tls_hs);
     scalar(o, "appgw_upstream_tls_resumed_total", "counter", "Upstream TLS handshakes that resumed a session.",
            (double)tls_resumed);
+    scalar(o, "appgw_spliced_bytes_total", "counter",
+           "Response body bytes moved from upstream to client socket by splice(2) (also counted in the response bytes).",
+           (double)spliced);
     render_hosts(o);
 
     gw_cred_stats_t cs;

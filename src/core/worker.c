@@ -12,6 +12,7 @@
 
 #include "auth/creds.h"
 #include "core/config.h"
+#include "http/splice.h"
 #include "registry/ondemand.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -182,6 +183,7 @@ static void worker_main(void *arg)
     gw_writeq_drain_cache();
     gw_client_drain_cache();
     gw_server_drain_cache();
+    gw_splice_drain_cache();
     __atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 }
 

@@ -17,6 +17,7 @@
 #include "registry/ondemand.h"
 #include "http/client.h"
 #include "http/egress.h"
+#include "http/splice.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -24,6 +25,9 @@
 #define UP_HEAD_MAX (GW_HTTP_MAX_HEAD + 16 * 1024)
 #define RESP_HEAD_OUT_MAX (GW_HTTP_MAX_HEAD + 8 * 1024)
 #define MAX_STALE_RETRIES 2
+/* Response body bytes still to come from which splice(2) moves the rest (below, the copies
+ * through user space cost less than setting up the pump). */
+#define SPLICE_MIN_LEFT (64 * 1024)
 
 typedef struct body_piece_s {
     struct body_piece_s *next;
@@ -98,6 +102,9 @@ typedef struct {
     uint64_t up_ns;              /* connect + wait for the response head */
     uint64_t bytes_out;          /* response body bytes sent to the client */
     int up_status;               /* the upstream's status (before 5xx became 502), 0: none */
+    gw_splice_t *splice;         /* PX_STREAM: the rest of the body moves by splice(2) */
+    bool splice_wait;            /* upstream paused until the client's queue is empty, then splice */
+    uint64_t splice_base;        /* bytes_out when the splice began */
     char *held_head;             /* response head not yet queued to the client */
     size_t held_head_len;
     gw_body_kind_t resp_kind;
@@ -201,6 +208,9 @@ static void release_up(proxy_t *px)
 /* Ends the proxy's part; the request (if any) has already been finished or aborted. */
 static void proxy_free(proxy_t *px)
 {
+    gw_splice_stop(px->splice);
+    px->splice = NULL;
+    px->splice_wait = false;
     gw_creds_cancel(&px->cred_wait);
     gw_ondemand_cancel(&px->app_wait);
     release_up(px);
@@ -708,7 +718,7 @@ static void on_proxy_timeout(uv_timer_t *t);
 static void body_inactivity(proxy_t *px)
 {
     uint64_t limit = (uint64_t)px->worker->flags->proxy_timeout * 1000, now = uv_now(&px->worker->loop);
-    if (px->up_paused) px->last_up_ms = now;
+    if (px->up_paused || gw_splice_waiting_dest(px->splice)) px->last_up_ms = now;
     uint64_t idle = now - px->last_up_ms;
     if (idle < limit) {
         uv_timer_start(&px->timer, on_proxy_timeout, limit - idle, 0);
@@ -1045,6 +1055,96 @@ static int cl_on_head(void *ud, const gw_resp_head_t *h, gw_body_kind_t kind, ui
     return GW_OK;
 }
 
+/* ---------- splice(2) for the rest of a large body ---------- */
+
+/* Set once the kernel refused splice on sockets: nobody tries again. */
+static int splice_refused;
+
+static void splice_moved(void *ud, size_t in, size_t out)
+{
+    proxy_t *px = ud;
+    if (in) px->last_up_ms = uv_now(&px->worker->loop);
+    if (out) {
+        px->bytes_out += out;
+        GW_COUNT(&px->worker->counters, spliced_bytes, out);
+    }
+}
+
+/* Counted before the last bytes reach the client, as cl_on_body does. */
+static void splice_source_done(void *ud)
+{
+    proxy_t *px = ud;
+    uint64_t moved = px->bytes_out;
+    px->bytes_out = px->splice_base + gw_splice_count(px->splice);
+    account(px, px->status, GW_OUTCOME_PROXIED);
+    px->bytes_out = moved;
+}
+
+static void splice_end(void *ud, gw_splice_end_t how, int status)
+{
+    proxy_t *px = ud;
+    px->splice = NULL;
+    switch (how) {
+    case GW_SPLICE_DONE: {
+        gw_client_t *cl = px->cl;
+        px->cl = NULL;
+        gw_client_splice_done(cl); /* pooled when the upstream allows it */
+        complete(px);
+        return;
+    }
+    case GW_SPLICE_UNSUPPORTED:
+        if (!__atomic_exchange_n(&splice_refused, 1, __ATOMIC_RELAXED))
+            gw_log(GW_LOG_INFO, "splice(2) refused on sockets, bodies are copied", "reason", uv_strerror(status), NULL);
+        gw_client_resume(px->cl);
+        return;
+    case GW_SPLICE_ESOURCE: /* the upstream broke off: as GW_CLIENT_EBODY after the head */
+        count_up_error(px, false);
+        abort_both(px, GW_OUTCOME_UPSTREAM_ERROR);
+        return;
+    case GW_SPLICE_EDEST: /* the client went away */
+        abort_both(px, GW_OUTCOME_CLIENT_GONE);
+        return;
+    }
+}
+
+static const gw_splice_cb_t splice_cb = {splice_moved, splice_source_done, splice_end};
+
+/* The client has every byte queued before: the rest of the body moves by splice(2), or, when
+ * that cannot start, reading resumes as usual. */
+static void splice_go(proxy_t *px)
+{
+    uint64_t left = 0;
+    int ufd = gw_client_splice_begin(px->cl, SPLICE_MIN_LEFT, &left);
+    int cfd = gw_request_fd(px->req);
+    px->up_paused = false;
+    if (ufd >= 0 && cfd >= 0) {
+        px->splice_base = px->bytes_out;
+        px->splice = gw_splice_start(&px->worker->loop, ufd, cfd, left, &splice_cb, px);
+    }
+    if (!px->splice) gw_client_resume(px->cl);
+}
+
+/* After body bytes went to the client: the rest of a large Content-Length body of a plain
+ * HTTP/1.1 upstream (gw_client_splice_begin decides) moves by splice(2) once the client's
+ * queue is empty. True when that is under way (the upstream is paused meanwhile). */
+static bool splice_try(proxy_t *px)
+{
+    if (__atomic_load_n(&splice_refused, __ATOMIC_RELAXED) || !px->req || !px->cl || px->splice ||
+        px->splice_wait || px->held_head || px->dechunk || px->is_head || px->resp_kind != GW_BODY_LENGTH ||
+        !px->body_all_received || px->phase != PX_STREAM)
+        return false;
+    uint64_t left;
+    if (gw_client_splice_begin(px->cl, SPLICE_MIN_LEFT, &left) < 0) return false;
+    if (gw_request_flush(px->req) > 0) {
+        px->splice_wait = true;
+        px->up_paused = true; /* waiting for the client: not the upstream's silence */
+        gw_request_notify_empty(px->req);
+        return true;
+    }
+    splice_go(px);
+    return true;
+}
+
 static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool done)
 {
     proxy_t *px = ud;
@@ -1058,6 +1158,7 @@ static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool don
         complete(px);
         return;
     }
+    if (splice_try(px)) return;
     if (px->req && gw_request_write_queue(px->req) >= GW_CONN_HIGH_WATER && px->cl) {
         px->up_paused = true;
         gw_client_pause(px->cl);
@@ -1234,6 +1335,15 @@ static void on_abort(gw_request_t *req)
 static void on_drain(gw_request_t *req)
 {
     proxy_t *px = req->data;
+    if (px && px->splice_wait && px->cl) {
+        if (gw_request_write_queue(req) > 0) {
+            gw_request_notify_empty(req);
+            return;
+        }
+        px->splice_wait = false;
+        splice_go(px);
+        return;
+    }
     if (!px || !px->up_paused || !px->cl) return;
     px->up_paused = false;
     gw_client_resume(px->cl);

@@ -187,6 +187,27 @@ void gw_client_resume(gw_client_t *c)
     else if (c->h2) gw_h2_stream_pause(c->h2, false);
 }
 
+int gw_client_splice_begin(gw_client_t *c, uint64_t min, uint64_t *left)
+{
+    if (c->h2 || !c->up || c->dead || !c->in_body || c->body_done || c->tunnel || c->decode ||
+        c->kind != GW_BODY_LENGTH || c->left == 0 || c->left < min)
+        return -1;
+    int fd = gw_upconn_plain_fd(c->up);
+    if (fd < 0) return -1;
+    gw_upconn_pause(c->up);
+    *left = c->left;
+    return fd;
+}
+
+void gw_client_splice_done(gw_client_t *c)
+{
+    c->left = 0;
+    c->body_done = true;
+    release(c, c->keepalive && c->request_done && !c->write_failed);
+    c->dead = true;
+    if (!c->busy) client_free(c);
+}
+
 void gw_client_decode_chunked(gw_client_t *c)
 {
     c->decode = true;

@@ -81,6 +81,17 @@ size_t gw_client_write_queue(const gw_client_t *c);
 void gw_client_pause(gw_client_t *c);
 void gw_client_resume(gw_client_t *c);
 
+/* Raw body hand-over (splice(2), see gateway/proxy.c): when the rest of the response body is
+ * Content-Length framed, at least min bytes, on a plain-TCP HTTP/1.1 connection (no TLS,
+ * HTTP/2, upgrade or decoding), reading stops and the socket is returned with *left, the body bytes still to
+ * come; the caller moves them itself (or, having moved none, calls gw_client_resume and the
+ * body arrives as usual). Else -1 (nothing changes). */
+int gw_client_splice_begin(gw_client_t *c, uint64_t min, uint64_t *left);
+/* The caller moved every remaining body byte: the response is complete and the connection is
+ * pooled when it may be, as after on_body with done (no callback follows; the exchange is
+ * over). Failures go through gw_client_abort. */
+void gw_client_splice_done(gw_client_t *c);
+
 /* From on_head: deliver a chunked body decoded (for HTTP/1.0 callers). */
 void gw_client_decode_chunked(gw_client_t *c);
 

@@ -61,6 +61,7 @@ typedef struct {
     uint64_t upstream_open;           /* gauge: upstream connections open */
     uint64_t upstream_idle;           /* gauge: of which idle in the pool */
     uint64_t cred_hits;               /* fetched credentials served from the cache */
+    uint64_t spliced_bytes;           /* response body bytes moved by splice(2) (also in bytes_out) */
     gw_reqstats_t unmatched;          /* requests that matched no API (bad paths, 404s, 400s) */
 } __attribute__((aligned(64))) gw_counters_t;
 

@@ -44,6 +44,7 @@ struct gw_conn_s {
     bool reading;                   /* uv_read_start active */
     bool body_paused;               /* handler asked to stop reading the body */
     bool above_high_water;          /* handler wants on_drain */
+    bool notify_empty;              /* handler wants on_drain once the write queue is empty */
     bool resume_scheduled;          /* timer set to 0 to parse pending bytes */
     bool timer_is_request;          /* the running timer is a request timeout (408) */
     gw_head_scan_t head_scan;       /* how far the head in pending was checked */
@@ -215,9 +216,11 @@ static void on_write(uv_write_t *w, int status)
         if (c->state != CONN_CLOSING) conn_close(c, false);
         return;
     }
-    if (c->above_high_water && c->req &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < GW_CONN_LOW_WATER) {
+    size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    if ((c->above_high_water && c->req && queued < GW_CONN_LOW_WATER) ||
+        (c->notify_empty && c->req && queued == 0 && c->wpend == 0)) {
         c->above_high_water = false;
+        if (queued == 0 && c->wpend == 0) c->notify_empty = false;
         const gw_handler_t *h = c->listener->handler;
         if (h->on_drain) h->on_drain(c->req);
     }
@@ -267,6 +270,22 @@ int gw_request_write_copy(gw_request_t *req, const void *p, size_t len)
         c->above_high_water = true;
     return rc;
 }
+
+int gw_request_fd(const gw_request_t *req)
+{
+    uv_os_fd_t fd;
+    if (req->conn->state == CONN_CLOSING || uv_fileno((const uv_handle_t *)&req->conn->tcp, &fd) != 0) return -1;
+    return fd;
+}
+
+size_t gw_request_flush(gw_request_t *req)
+{
+    gw_conn_t *c = req->conn;
+    gw_stream_flush((uv_stream_t *)&c->tcp, &c->wpend);
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) + c->wpend;
+}
+
+void gw_request_notify_empty(gw_request_t *req) { req->conn->notify_empty = true; }
 
 size_t gw_request_write_queue(const gw_request_t *req)
 {
@@ -649,6 +668,7 @@ void gw_request_finish(gw_request_t *req, bool reuse)
     c->state = CONN_IDLE;
     c->body_paused = false;
     c->above_high_water = false;
+    c->notify_empty = false;
     read_start(c);
     if (c->pending.len) {
         /* Parse the pipelined request from the loop, not from inside the handler. */

@@ -108,6 +108,15 @@ int gw_request_write_head_and_block(gw_request_t *req, char *head, size_t hlen, 
 /* Bytes queued to the client and not yet written. */
 size_t gw_request_write_queue(const gw_request_t *req);
 
+/* For splice(2) (gateway/proxy.c): the connection's socket. Response bytes the handler moves
+ * on it itself must follow everything queued: see gw_request_flush. */
+int gw_request_fd(const gw_request_t *req);
+/* Sends the response bytes waiting in the loop's write batch now; returns what is still
+ * queued (0: the kernel has everything). */
+size_t gw_request_flush(gw_request_t *req);
+/* The handler's on_drain is called once when nothing is queued to the client any more. */
+void gw_request_notify_empty(gw_request_t *req);
+
 /* Stops / resumes reading the request body (backpressure towards the client). */
 void gw_request_pause_body(gw_request_t *req);
 void gw_request_resume_body(gw_request_t *req);

@@ -467,6 +467,14 @@ static void up_read_stop(gw_upconn_t *c)
     c->reading = false;
 }
 
+int gw_upconn_plain_fd(const gw_upconn_t *c)
+{
+    uv_os_fd_t fd;
+    if (c->tls || c->state != UP_ACTIVE || !c->tcp_inited) return -1;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0) return -1;
+    return fd;
+}
+
 void gw_upconn_pause(gw_upconn_t *c)
 {
     c->paused = true;

@@ -89,6 +89,10 @@ size_t gw_upconn_write_queue(const gw_upconn_t *c);
  * writes); reading goes on. The connection is never pooled afterwards. */
 int gw_upconn_shutdown(gw_upconn_t *c);
 
+/* The socket of a connected plain-TCP connection (no TLS) for splice(2) while reading is
+ * paused, or -1. The connection stays ours: it is pooled or closed as usual afterwards. */
+int gw_upconn_plain_fd(const gw_upconn_t *c);
+
 /* Stop / resume reading from the upstream (backpressure towards the client). */
 void gw_upconn_pause(gw_upconn_t *c);
 void gw_upconn_resume(gw_upconn_t *c);
