@@ -91,8 +91,10 @@ static void on_handle_closed(uv_handle_t *h)
     free(c);
 }
 
-/* Spent requests whose head fit REQ_CACHED_HEAD bytes, reused: one is made per request. */
+/* Spent requests whose head fit REQ_CACHED_HEAD bytes and REQ_CACHED_HEADERS fields, reused:
+ * one is made per request. */
 #define REQ_CACHED_HEAD 2048
+#define REQ_CACHED_HEADERS 32
 static _Thread_local gw_freelist_t tl_requests = {.max = 128};
 
 static void free_request(gw_conn_t *c)
@@ -466,11 +468,18 @@ static bool header_has_token(const gw_req_head_t *h, const char *name, const cha
 /* Builds the request from a complete head (head bytes at p[0..n), copied). */
 static gw_request_t *make_request(gw_conn_t *c, const char *p, size_t n, const gw_req_head_t *parsed)
 {
-    gw_request_t *r = n <= REQ_CACHED_HEAD ? gw_freelist_pop(&tl_requests) : NULL;
-    if (!r) r = gw_malloc(sizeof(*r) + (n <= REQ_CACHED_HEAD ? REQ_CACHED_HEAD : n));
+    /* Room for the used headers only, then the head bytes. cacheable: made with room for
+     * REQ_CACHED_HEADERS headers and REQ_CACHED_HEAD bytes (without a cache, as under ASan,
+     * exactly as big as needed). */
+    bool cacheable = GW_FREELIST_ON && n <= REQ_CACHED_HEAD && parsed->nheaders <= REQ_CACHED_HEADERS;
+    size_t hcap = cacheable ? REQ_CACHED_HEADERS : parsed->nheaders;
+    gw_request_t *r = cacheable ? gw_freelist_pop(&tl_requests) : NULL;
+    if (!r)
+        r = gw_malloc(offsetof(gw_request_t, head.headers) + hcap * sizeof(gw_header_t) +
+                      (cacheable ? REQ_CACHED_HEAD : n));
     memset(r, 0, offsetof(gw_request_t, head));
-    r->cached = n <= REQ_CACHED_HEAD;
-    char *copy = (char *)(r + 1);
+    r->cached = cacheable;
+    char *copy = (char *)&r->head.headers[hcap];
     memcpy(copy, p, n);
     memcpy(&r->head, parsed, offsetof(gw_req_head_t, headers) + parsed->nheaders * sizeof(gw_header_t));
     shift_slices(&r->head, p, copy);

@@ -80,7 +80,8 @@ struct gw_request_s {
     const char *peer_ip;         /* client's IP address as text */
     uint64_t start_ns;           /* uv_hrtime at head completion */
     void *data;                  /* the handler's */
-    gw_req_head_t head;          /* last: only the used headers are copied; slices point into
+    gw_req_head_t head;          /* last: allocated with room for the used headers only
+                                    (head.headers[nheaders..] is not there); slices point into
                                     an owned copy of the head bytes */
 };
 
