@@ -514,7 +514,8 @@ def chart(path, out, commit=""):
         sel = aggs[(scen, w, c)]
         done = [a for a in sel.values() if not a.get("skipped")]
         name = scen_label(scen, done[0]["post_bytes"] if done else 65536)
-        tics.append(f'"{esc(name)}\\n{w}w {c}c" {g * (n + 1) + (n + 1) / 2:.1f}')
+        # one line per part of a long name ("HTTPS GET, h2 origin"): neighbours do not overlap
+        tics.append(f'"{esc(name).replace(", ", chr(92) + "n")}\\n{w}w {c}c" {g * (n + 1) + (n + 1) / 2:.1f}')
 
     def axis(key):
         v = vals[key]
@@ -531,7 +532,7 @@ def chart(path, out, commit=""):
              f'set multiplot layout 2,1 title "{esc(title)}"',
              "set style fill solid 0.85 border -1",
              "set grid ytics",
-             "set bmargin 4",
+             "set bmargin 5",
              "set key outside right top vertical",
              f"set xrange [0:{len(groups) * (n + 1)}]",
              f"set xtics ({', '.join(tics)}) scale 0 font \",8\"",
