@@ -1,4 +1,4 @@
-/* tls.h: client-side TLS as a transport-agnostic layer (OpenSSL over memory BIOs): the caller
+/* tls.h: client-side TLS as a transport-agnostic layer (OpenSSL over in-memory BIOs): the caller
  * moves ciphertext between the socket and this layer; no I/O happens here.
  * Not for: server-side TLS (the gateway listens in plain HTTP inside the cluster). */
 #ifndef GW_HTTP_TLS_H
@@ -46,8 +46,12 @@ void gw_tls_offer_h2(gw_tls_t *t);
 /* True when the handshake picked "h2" (only after gw_tls_offer_h2). */
 bool gw_tls_alpn_h2(gw_tls_t *t);
 
-/* Hands ciphertext received from the socket to the layer. Returns 0 or GW_ENOMEM. */
-int gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
+/* Hands ciphertext received from the socket to the layer, which reads it in place: data must
+ * stay valid and unchanged until gw_tls_feed_end, called once the handshake/read calls that
+ * follow are done; what they left unread is then copied (rare: only when the caller stopped
+ * reading before the layer wanted more). */
+void gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
+void gw_tls_feed_end(gw_tls_t *t);
 
 /* Drives the handshake: 0 when done, GW_AGAIN when it needs more ciphertext (check
  * gw_tls_pending_out first: there may be bytes to send), GW_EBADMSG on failure

@@ -429,9 +429,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* Unsolicited bytes on an idle connection make it unusable, except TLS records that
          * carry no application data (TLS 1.3 session tickets, key updates). */
         bool keep = false;
-        if (c->tls && gw_tls_feed(c->tls, b->data, (size_t)nread) == GW_OK) {
+        if (c->tls) {
             char probe[1];
+            gw_tls_feed(c->tls, b->data, (size_t)nread);
             keep = gw_tls_read(c->tls, probe, sizeof(probe)) == 0;
+            gw_tls_feed_end(c->tls);
             if (keep) tls_flush(c);
         }
         gw_block_unref(b);
@@ -444,10 +446,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->tls) {
-        gw_tls_feed(c->tls, b->data, (size_t)nread);
-        gw_block_unref(b);
+        gw_tls_feed(c->tls, b->data, (size_t)nread); /* read in place: b lives until feed_end */
         if (c->state == UP_HANDSHAKE) handshake_step(c);
         else deliver_tls(c);
+        gw_tls_feed_end(c->tls);
+        gw_block_unref(b);
         return;
     }
     if (c->cb) c->cb->on_data(c->ud, b, 0, (size_t)nread);
