@@ -377,20 +377,24 @@ static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void handshake_step(gw_upconn_t *c);
 
-/* Decrypts everything available and hands it to the user. */
+/* Decrypts everything available and hands it to the user: the records that arrived together
+ * fill one block (an SSL read returns one record, up to 16 KiB), so the user sees, and writes
+ * on, as large pieces as a plain connection gives. */
 static void deliver_tls(gw_upconn_t *c)
 {
     while (c->state == UP_ACTIVE && c->cb) {
         gw_block_t *out = gw_block_get();
-        int n = gw_tls_read(c->tls, out->data, out->cap);
-        if (n > 0) {
-            c->cb->on_data(c->ud, out, 0, (size_t)n);
-            gw_block_unref(out);
-            continue;
+        size_t used = 0;
+        int n;
+        while ((n = gw_tls_read(c->tls, out->data + used, out->cap - used)) > 0) {
+            used += (size_t)n;
+            if (used == out->cap) break;
         }
+        if (used) c->cb->on_data(c->ud, out, 0, used);
         gw_block_unref(out);
+        if (n > 0) continue; /* the block is full: more may wait */
         if (n == 0) break;
-        fail_user(c, n == GW_ENOENT ? 0 : UV_EPROTO, gw_tls_error(c->tls));
+        if (c->state == UP_ACTIVE && c->cb) fail_user(c, n == GW_ENOENT ? 0 : UV_EPROTO, gw_tls_error(c->tls));
         return;
     }
     if (c->state == UP_ACTIVE) tls_flush(c);
