@@ -62,6 +62,10 @@ int gw_tls_handshake(gw_tls_t *t);
  * close_notify, GW_EBADMSG on error. */
 int gw_tls_read(gw_tls_t *t, char *buf, size_t len);
 
+/* Plaintext bytes in one TLS record at most (RFC 8446 5.1): one gw_tls_write up to this size
+ * makes one record. */
+#define GW_TLS_RECORD_MAX 16384
+
 /* Encrypts all of data into the outgoing ciphertext queue. 0 or GW_EBADMSG. */
 int gw_tls_write(gw_tls_t *t, const char *data, size_t len);
 

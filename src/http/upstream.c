@@ -334,8 +334,19 @@ int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen
 {
     if (c->state != UP_ACTIVE || c->write_failed) return UV_EPIPE;
     if (c->tls) {
-        if (gw_tls_write(c->tls, head, hlen) != GW_OK || gw_tls_write(c->tls, b->data + off, len) != GW_OK)
-            return UV_EPROTO;
+        /* The head and the body's first bytes share a record (one seal, one header and tag). */
+        size_t first = hlen < GW_TLS_RECORD_MAX ? GW_MIN(len, GW_TLS_RECORD_MAX - hlen) : 0;
+        int rc = GW_OK;
+        if (first) {
+            gw_block_t *rec = gw_block_get();
+            memcpy(rec->data, head, hlen);
+            memcpy(rec->data + hlen, b->data + off, first);
+            rc = gw_tls_write(c->tls, rec->data, hlen + first);
+            gw_block_unref(rec);
+        } else {
+            rc = gw_tls_write(c->tls, head, hlen);
+        }
+        if (rc != GW_OK || gw_tls_write(c->tls, b->data + off + first, len - first) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
     char *copy = gw_malloc(hlen ? hlen : 1);

@@ -23,6 +23,7 @@ def stream_gw(tmp_path_factory, upstream, nginx, certs):
         H.service("Files", [H.entry("http://127.0.0.1:%d/files" % nginx.http)]),
         H.service("Nginx Upload", [H.entry("http://127.0.0.1:%d/upload" % nginx.http)]),
         H.service("Tls Files", [H.entry("https://localhost:%d/files" % nginx.https)]),
+        H.service("Tls Upload", [H.entry("https://localhost:%d/upload" % nginx.https)]),
     ])])
     gw = H.Gateway(cfg, os.path.join(d, "appgw.stderr"), flags={"proxyTimeout": 60, "requestTimeout": 120},
                    env={"SSL_CERT_FILE": certs["ca.pem"]})
@@ -94,6 +95,13 @@ def test_upload_100mib_chunked(stream_gw):
 def test_upload_100mib_via_nginx(stream_gw):
     upload(stream_gw, "/st/nginx-upload", chunked=False)
     check_rss(stream_gw, "upload through nginx")
+
+
+def test_upload_100mib_over_tls(stream_gw):
+    """The request head and the body's first bytes share a TLS record, the rest follows in
+    records of its own: the upstream behind nginx sees every byte, in order."""
+    upload(stream_gw, "/st/tls-upload", chunked=False)
+    check_rss(stream_gw, "upload over TLS")
 
 
 def test_download_100mib_static_from_nginx(stream_gw, nginx):
