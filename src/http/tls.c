@@ -1,4 +1,6 @@
-/* tls.c: OpenSSL client sessions over a pair of memory BIOs, so TLS stacks over any uv stream. */
+/* tls.c: OpenSSL client sessions over in-memory BIOs, so TLS stacks over any uv stream: the
+ * ciphertext read is taken in place from the caller's buffer, the ciphertext written queues in
+ * a memory BIO. */
 #include "http/tls.h"
 
 #include <arpa/inet.h>
@@ -43,11 +45,64 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 
 struct gw_tls_s {
     SSL *ssl;
-    BIO *rbio; /* ciphertext in (we write, SSL reads) */
+    BIO *rbio; /* ciphertext in: SSL reads in[0..in_len) */
     BIO *wbio; /* ciphertext out (SSL writes, we read) */
+    const char *in; /* ciphertext fed and not yet read: the caller's (gw_tls_feed) or spill */
+    size_t in_len;
+    bool in_spill;  /* in points into spill */
+    char *spill;    /* what SSL left of a feed when the caller was done with it */
+    size_t spill_cap;
     bool failed; /* a protocol error happened: its session must not be resumed */
     char err[160];
 };
+
+/* ---- the read BIO: SSL takes the fed ciphertext straight from where it is ---- */
+
+static BIO_METHOD *in_method;
+static pthread_once_t in_method_once = PTHREAD_ONCE_INIT;
+
+static int in_read(BIO *b, char *out, size_t outl, size_t *readbytes)
+{
+    gw_tls_t *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t->in_len) {
+        BIO_set_retry_read(b); /* no more for now: SSL reports WANT_READ */
+        *readbytes = 0;
+        return 0;
+    }
+    size_t n = GW_MIN(outl, t->in_len);
+    memcpy(out, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    *readbytes = n;
+    return 1;
+}
+
+static long in_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    if (cmd == BIO_CTRL_PENDING) return (long)((gw_tls_t *)BIO_get_data(b))->in_len;
+    if (cmd == BIO_CTRL_FLUSH) return 1;
+    return 0;
+}
+
+static int in_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void in_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "appgw ciphertext in");
+    if (m && (BIO_meth_set_read_ex(m, in_read) != 1 || BIO_meth_set_ctrl(m, in_ctrl) != 1 ||
+              BIO_meth_set_create(m, in_create) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    in_method = m;
+}
 
 static const char *skip_to_pem(const char *pem)
 {
@@ -152,11 +207,12 @@ static bool is_ip_literal(const char *host)
 gw_tls_t *gw_tls_new(gw_tls_ctx_t *ctx, const char *hostname)
 {
     gw_tls_t *t = gw_calloc(1, sizeof(*t));
+    pthread_once(&in_method_once, in_method_init);
     t->ssl = SSL_new(ctx->ctx);
-    t->rbio = BIO_new(BIO_s_mem());
+    t->rbio = in_method ? BIO_new(in_method) : NULL;
     t->wbio = BIO_new(BIO_s_mem());
     if (!t->ssl || !t->rbio || !t->wbio) goto fail;
-    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_data(t->rbio, t);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     SSL_set_connect_state(t->ssl);
     if (is_ip_literal(hostname)) {
@@ -167,13 +223,10 @@ gw_tls_t *gw_tls_new(gw_tls_ctx_t *ctx, const char *hostname)
         SSL_set1_host(t->ssl, hostname);
     }
     return t;
-fail:
-    if (t->ssl) {
-        SSL_free(t->ssl);
-    } else {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
-    }
+fail: /* the BIOs are not the SSL's yet */
+    SSL_free(t->ssl);
+    BIO_free(t->rbio);
+    BIO_free(t->wbio);
     ERR_clear_error();
     free(t);
     return NULL;
@@ -190,13 +243,51 @@ void gw_tls_free(gw_tls_t *t)
         SSL_shutdown(t->ssl);
     }
     SSL_free(t->ssl); /* frees both BIOs */
+    free(t->spill);
     free(t);
 }
 
-int gw_tls_feed(gw_tls_t *t, const char *data, size_t len)
+/* Keeps in[0..in_len) plus data[0..len) in spill, and reads from there. */
+static void spill_append(gw_tls_t *t, const char *data, size_t len)
 {
-    if (len && BIO_write(t->rbio, data, (int)len) != (int)len) return GW_ENOMEM;
-    return GW_OK;
+    size_t keep = t->in_len;
+    if (keep + len > t->spill_cap) {
+        char *n = gw_malloc(keep + len);
+        if (keep) memcpy(n, t->in, keep);
+        free(t->spill);
+        t->spill = n;
+        t->spill_cap = keep + len;
+    } else if (keep && t->in != t->spill) {
+        memmove(t->spill, t->in, keep);
+    }
+    if (len) memcpy(t->spill + keep, data, len);
+    t->in = t->spill;
+    t->in_len = keep + len;
+    t->in_spill = true;
+}
+
+void gw_tls_feed(gw_tls_t *t, const char *data, size_t len)
+{
+    if (t->in_len) {
+        spill_append(t, data, len); /* after what is left of the previous feed */
+        return;
+    }
+    t->in = data;
+    t->in_len = len;
+    t->in_spill = false;
+}
+
+void gw_tls_feed_end(gw_tls_t *t)
+{
+    if (!t->in_len) {
+        t->in = NULL;
+        t->in_spill = false;
+        free(t->spill); /* an idle connection holds no ciphertext */
+        t->spill = NULL;
+        t->spill_cap = 0;
+    } else if (!t->in_spill) {
+        spill_append(t, NULL, 0);
+    }
 }
 
 static int fail(gw_tls_t *t, int r)

@@ -1,4 +1,4 @@
-/* tls.h: client-side TLS as a transport-agnostic layer (OpenSSL over memory BIOs): the caller
+/* tls.h: client-side TLS as a transport-agnostic layer (OpenSSL over in-memory BIOs): the caller
  * moves ciphertext between the socket and this layer; no I/O happens here.
  * Not for: server-side TLS (the gateway listens in plain HTTP inside the cluster). */
 #ifndef GW_HTTP_TLS_H
@@ -46,8 +46,12 @@ void gw_tls_offer_h2(gw_tls_t *t);
 /* True when the handshake picked "h2" (only after gw_tls_offer_h2). */
 bool gw_tls_alpn_h2(gw_tls_t *t);
 
-/* Hands ciphertext received from the socket to the layer. Returns 0 or GW_ENOMEM. */
-int gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
+/* Hands ciphertext received from the socket to the layer, which reads it in place: data must
+ * stay valid and unchanged until gw_tls_feed_end, called once the handshake/read calls that
+ * follow are done; what they left unread is then copied (rare: only when the caller stopped
+ * reading before the layer wanted more). */
+void gw_tls_feed(gw_tls_t *t, const char *data, size_t len);
+void gw_tls_feed_end(gw_tls_t *t);
 
 /* Drives the handshake: 0 when done, GW_AGAIN when it needs more ciphertext (check
  * gw_tls_pending_out first: there may be bytes to send), GW_EBADMSG on failure
@@ -57,6 +61,10 @@ int gw_tls_handshake(gw_tls_t *t);
 /* Reads decrypted bytes: > 0 count, 0 when more ciphertext is needed, GW_ENOENT on a clean
  * close_notify, GW_EBADMSG on error. */
 int gw_tls_read(gw_tls_t *t, char *buf, size_t len);
+
+/* Plaintext bytes in one TLS record at most (RFC 8446 5.1): one gw_tls_write up to this size
+ * makes one record. */
+#define GW_TLS_RECORD_MAX 16384
 
 /* Encrypts all of data into the outgoing ciphertext queue. 0 or GW_EBADMSG. */
 int gw_tls_write(gw_tls_t *t, const char *data, size_t len);

@@ -334,8 +334,19 @@ int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen
 {
     if (c->state != UP_ACTIVE || c->write_failed) return UV_EPIPE;
     if (c->tls) {
-        if (gw_tls_write(c->tls, head, hlen) != GW_OK || gw_tls_write(c->tls, b->data + off, len) != GW_OK)
-            return UV_EPROTO;
+        /* The head and the body's first bytes share a record (one seal, one header and tag). */
+        size_t first = hlen < GW_TLS_RECORD_MAX ? GW_MIN(len, GW_TLS_RECORD_MAX - hlen) : 0;
+        int rc = GW_OK;
+        if (first) {
+            gw_block_t *rec = gw_block_get();
+            memcpy(rec->data, head, hlen);
+            memcpy(rec->data + hlen, b->data + off, first);
+            rc = gw_tls_write(c->tls, rec->data, hlen + first);
+            gw_block_unref(rec);
+        } else {
+            rc = gw_tls_write(c->tls, head, hlen);
+        }
+        if (rc != GW_OK || gw_tls_write(c->tls, b->data + off + first, len - first) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
     char *copy = gw_malloc(hlen ? hlen : 1);
@@ -377,20 +388,24 @@ static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void handshake_step(gw_upconn_t *c);
 
-/* Decrypts everything available and hands it to the user. */
+/* Decrypts everything available and hands it to the user: the records that arrived together
+ * fill one block (an SSL read returns one record, up to 16 KiB), so the user sees, and writes
+ * on, as large pieces as a plain connection gives. */
 static void deliver_tls(gw_upconn_t *c)
 {
     while (c->state == UP_ACTIVE && c->cb) {
         gw_block_t *out = gw_block_get();
-        int n = gw_tls_read(c->tls, out->data, out->cap);
-        if (n > 0) {
-            c->cb->on_data(c->ud, out, 0, (size_t)n);
-            gw_block_unref(out);
-            continue;
+        size_t used = 0;
+        int n;
+        while ((n = gw_tls_read(c->tls, out->data + used, out->cap - used)) > 0) {
+            used += (size_t)n;
+            if (used == out->cap) break;
         }
+        if (used) c->cb->on_data(c->ud, out, 0, used);
         gw_block_unref(out);
+        if (n > 0) continue; /* the block is full: more may wait */
         if (n == 0) break;
-        fail_user(c, n == GW_ENOENT ? 0 : UV_EPROTO, gw_tls_error(c->tls));
+        if (c->state == UP_ACTIVE && c->cb) fail_user(c, n == GW_ENOENT ? 0 : UV_EPROTO, gw_tls_error(c->tls));
         return;
     }
     if (c->state == UP_ACTIVE) tls_flush(c);
@@ -429,9 +444,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         /* Unsolicited bytes on an idle connection make it unusable, except TLS records that
          * carry no application data (TLS 1.3 session tickets, key updates). */
         bool keep = false;
-        if (c->tls && gw_tls_feed(c->tls, b->data, (size_t)nread) == GW_OK) {
+        if (c->tls) {
             char probe[1];
+            gw_tls_feed(c->tls, b->data, (size_t)nread);
             keep = gw_tls_read(c->tls, probe, sizeof(probe)) == 0;
+            gw_tls_feed_end(c->tls);
             if (keep) tls_flush(c);
         }
         gw_block_unref(b);
@@ -444,10 +461,11 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->tls) {
-        gw_tls_feed(c->tls, b->data, (size_t)nread);
-        gw_block_unref(b);
+        gw_tls_feed(c->tls, b->data, (size_t)nread); /* read in place: b lives until feed_end */
         if (c->state == UP_HANDSHAKE) handshake_step(c);
         else deliver_tls(c);
+        gw_tls_feed_end(c->tls);
+        gw_block_unref(b);
         return;
     }
     if (c->cb) c->cb->on_data(c->ud, b, 0, (size_t)nread);
