@@ -272,7 +272,7 @@ static void set_request_id(gw_worker_t *w, gw_request_t *req)
         req->request_id_len = (uint8_t)h->value.n;
     } else {
         if (!w->reqid_prefix) w->reqid_prefix = gw_reqid_prefix() | 1; /* never 0 again */
-    gw_reqid_generate(req->request_id, w->reqid_prefix, (unsigned)w->id, ++w->reqid_seq);
+        gw_reqid_generate(req->request_id, w->reqid_prefix, (unsigned)w->id, ++w->reqid_seq);
         req->request_id_len = GW_REQID_GEN_LEN;
     }
     req->request_id[req->request_id_len] = '\0';

@@ -425,6 +425,19 @@ static void up_close(void *ud, int status)
 
 static const gw_upconn_cb_t up_cb = {up_connect, up_data, up_close, up_drain};
 
+/* A connection of the pool's (GW_OK: pooled, connected now; the head leaves at once unless it
+ * waits for body bytes) or a new one (GW_AGAIN: up_connect follows). */
+static int h1_get(gw_client_t *c, gw_upstream_pool_t *pool, const gw_target_t *target, bool skip_verify,
+                  gw_tls_ctx_t *identity, bool h1_only)
+{
+    int rc = gw_upstream_get(pool, target, skip_verify, identity, h1_only, &up_cb, c, &c->up);
+    if (rc == GW_OK) {
+        c->connected = true;
+        if (!c->has_body) flush_head(c);
+    }
+    return rc;
+}
+
 /* ---------- HTTP/2 stream events (ud: the client) ---------- */
 
 static void h2_on_connect(void *ud) { (void)ud; }
@@ -553,14 +566,7 @@ static int h2_start(gw_client_t *c)
         c->h2key = k;
         return h2_connect(c);
     }
-    if (!h2_convert(c)) {
-        int rc = gw_upstream_get(c->pool, c->target, c->skip_verify, c->identity, true, &up_cb, c, &c->up);
-        if (rc == GW_OK) {
-            c->connected = true;
-            if (!c->has_body) flush_head(c);
-        }
-        return rc;
-    }
+    if (!h2_convert(c)) return h1_get(c, c->pool, c->target, c->skip_verify, c->identity, true);
     c->h2key = k;
     if (s && h2_open(c, s)) {
         c->connected = true;
@@ -599,10 +605,5 @@ int gw_client_start(gw_upstream_pool_t *pool, const gw_target_t *target, bool sk
         c->identity = identity;
         return h2_start(c);
     }
-    int rc = gw_upstream_get(pool, target, skip_verify, identity, false, &up_cb, c, &c->up);
-    if (rc == GW_OK) {
-        c->connected = true;
-        if (!has_body) flush_head(c);
-    }
-    return rc;
+    return h1_get(c, pool, target, skip_verify, identity, false);
 }
