@@ -4,12 +4,14 @@
 // GOAWAY below a stream's id. Every request is recorded (path, protocol, connection number);
 // GET /__stats returns them as JSON, with the most streams each connection had open at once.
 // /slow/... answers after 300 ms. HTTP/1.1 Upgrade requests get a 101 and an echo tunnel.
-// Usage: node h2_server.js --cert F --key F [--max-streams N] ; prints "ready PORT" once
-// listening on 127.0.0.1. --max-streams: SETTINGS_MAX_CONCURRENT_STREAMS (streams beyond it
-// are refused).
+// Usage: node h2_server.js --cert F --key F [--max-streams N] [--port P] [--h1-only 1] ; prints
+// "ready PORT" once listening on 127.0.0.1 (port P, else any). --max-streams:
+// SETTINGS_MAX_CONCURRENT_STREAMS (streams beyond it are refused). --h1-only: an HTTPS server
+// without ALPN, i.e. one that does not speak HTTP/2 (the same requests, recorded the same way).
 'use strict';
 const fs = require('fs');
 const http2 = require('http2');
+const https = require('https');
 const crypto = require('crypto');
 
 const args = {};
@@ -21,8 +23,9 @@ const peak = {};          // connection number -> most streams open at once
 let nextConn = 0;
 const C = http2.constants;
 
-const server = http2.createSecureServer({
-  cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key), allowHTTP1: true,
+const tlsOpts = {cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key)};
+const server = args['h1-only'] ? https.createServer(tlsOpts) : http2.createSecureServer({
+  ...tlsOpts, allowHTTP1: true,
   settings: args['max-streams'] ? {maxConcurrentStreams: parseInt(args['max-streams'], 10)} : {},
 });
 
@@ -101,4 +104,4 @@ server.on('upgrade', (req, sock, head) => {
 });
 
 server.on('sessionError', () => {});
-server.listen(0, '127.0.0.1', () => { process.stdout.write('ready ' + server.address().port + '\n'); });
+server.listen(parseInt(args.port || '0', 10), '127.0.0.1', () => { process.stdout.write('ready ' + server.address().port + '\n'); });

@@ -116,13 +116,15 @@ class H2Nginx:
 class NodeH2:
     """tests/e2e/h2_server.js on 127.0.0.1 (HTTPS, h2 + HTTP/1.1)."""
 
-    def __init__(self, workdir, certs, max_streams=None):
-        self.out_path = os.path.join(workdir, "node.stdout")
+    def __init__(self, workdir, certs, max_streams=None, port=None, h1_only=False, name="node"):
+        self.out_path = os.path.join(workdir, name + ".stdout")
         self.out = open(self.out_path, "wb")
-        self.err = open(os.path.join(workdir, "node.stderr"), "wb")
+        self.err = open(os.path.join(workdir, name + ".stderr"), "wb")
         self.proc = subprocess.Popen(["node", os.path.join(HERE, "h2_server.js"), "--cert", certs["server.pem"],
                                       "--key", certs["server.key"]]
-                                     + (["--max-streams", str(max_streams)] if max_streams else []),
+                                     + (["--max-streams", str(max_streams)] if max_streams else [])
+                                     + (["--port", str(port)] if port else [])
+                                     + (["--h1-only", "1"] if h1_only else []),
                                      stdout=self.out, stderr=self.err,
                                      stdin=subprocess.DEVNULL)
         try:
@@ -407,6 +409,42 @@ def test_peer_stream_limit_respected(tmpdir_str, certs):
         assert len({x["conn"] for x in slow}) == 3, slow
     finally:
         node2.stop()
+
+
+def test_upstream_that_starts_then_stops_offering_h2(tmpdir_str, certs):
+    """One host:port served in turn by a server without HTTP/2, one with it, and one without it
+    again (an upstream upgraded, then rolled back): each request uses what the server of the
+    moment offers. Being known as HTTP/1.1 must not stick once a new connection picks h2."""
+    servers = [NodeH2(tmpdir_str, certs, h1_only=True, name="node-h1")]
+    try:
+        port = servers[0].port
+        cfg = os.path.join(tmpdir_str, "config")
+        os.makedirs(cfg)
+        H.write_yaml_docs(os.path.join(cfg, "apps.yaml"), [H.application("sw", [
+            H.service("Node", [H.entry("https://localhost:%d" % port)])])])
+        with H.gateway(tmpdir_str, config_dir=cfg, workers=1, env={"SSL_CERT_FILE": certs["ca.pem"]}) as g:
+            def proto_of(path):
+                r = H.http(g.proxy, "GET", "/sw/node" + path)
+                assert r.status == 200, r
+                seen = servers[-1].seen(path)
+                assert len(seen) == 1, seen
+                return seen[0]["proto"], seen[0]["conn"]
+
+            assert proto_of("/a")[0] == "HTTP/1.1"
+            assert proto_of("/b")[0] == "HTTP/1.1"
+            servers[-1].stop()
+            servers.append(NodeH2(tmpdir_str, certs, port=port, name="node-h2"))
+            c, d = proto_of("/c"), proto_of("/d")
+            assert c[0] == d[0] == "HTTP/2.0", (c, d)
+            assert c[1] == d[1], (c, d)  # the second request was a stream on the first's session
+            servers[-1].stop()
+            servers.append(NodeH2(tmpdir_str, certs, port=port, h1_only=True, name="node-h1-again"))
+            assert proto_of("/e")[0] == "HTTP/1.1"
+            assert proto_of("/f")[0] == "HTTP/1.1"
+        assert g.exit_code == 0 and not g.sanitizer_reports(), g.log_tail()
+    finally:
+        for s in servers:
+            s.stop()
 
 
 def test_reset_before_head_is_502(gw, node):
