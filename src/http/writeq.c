@@ -69,34 +69,33 @@ drop:
     return rc;
 }
 
+/* Writes p[0..len) (the caller's, not kept) now as far as the kernel takes it, and queues a
+ * copy of the rest. */
+static int write_copy_now(uv_stream_t *s, const char *p, size_t len, void *owner, uv_write_cb cb)
+{
+    if (uv_stream_get_write_queue_size(s) == 0) {
+        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
+        int w = uv_try_write(s, &buf, 1);
+        if (w == (int)len) return 0;
+        if (w > 0) {
+            p += w;
+            len -= (size_t)w;
+        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
+            return w;
+        }
+    }
+    char *heap = gw_malloc(len);
+    memcpy(heap, p, len);
+    return write_now(s, heap, len, NULL, NULL, 0, owner, cb);
+}
+
 /* A waiting write goes out; a failure reaches its owner's callback, as a queued write's would. */
 static void send_deferred(gw_write_t *e)
 {
     *e->pend -= e->hlen + e->len;
-    gw_block_t *b = e->block;
-    char *heap = e->heap;
-    if (e->p == e->small) {
-        /* the bytes live in e, which is reused once this returns: what the kernel does not
-         * take now is copied to a buffer of its own */
-        uv_buf_t buf = uv_buf_init(e->small, (unsigned)e->len);
-        int w = uv_stream_get_write_queue_size(e->s) == 0 ? uv_try_write(e->s, &buf, 1) : UV_EAGAIN;
-        if (w == (int)e->len) {
-            write_recycle(e);
-            return;
-        }
-        size_t done = w > 0 ? (size_t)w : 0;
-        if (w < 0 && w != UV_EAGAIN && w != UV_ENOSYS) {
-            e->cb(&e->w, w);
-            return;
-        }
-        e->len -= done;
-        heap = gw_malloc(e->len);
-        memcpy(heap, e->small + done, e->len);
-        e->hlen = e->len;
-        e->len = 0;
-        e->p = NULL;
-    }
-    int rc = write_now(e->s, heap, e->hlen, b, e->p, e->len, e->owner, e->cb);
+    /* a short copy lives in e, which is reused once this returns */
+    int rc = e->p == e->small ? write_copy_now(e->s, e->small, e->len, e->owner, e->cb)
+                              : write_now(e->s, e->heap, e->hlen, e->block, e->p, e->len, e->owner, e->cb);
     if (rc == 0) {
         write_recycle(e);
         return;
@@ -222,17 +221,7 @@ int gw_stream_write_copy(uv_stream_t *s, size_t *pend, const char *p, size_t len
         enqueue(bt, e, s, pend, 0, len, owner, cb);
         return 0;
     }
-    if (!bt && uv_stream_get_write_queue_size(s) == 0) {
-        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)len);
-        int w = uv_try_write(s, &buf, 1);
-        if (w == (int)len) return 0;
-        if (w > 0) {
-            p += w;
-            len -= (size_t)w;
-        } else if (w != UV_EAGAIN && w != UV_ENOSYS) {
-            return w;
-        }
-    }
+    if (!bt) return write_copy_now(s, p, len, owner, cb);
     char *heap = gw_malloc(len);
     memcpy(heap, p, len);
     return gw_stream_writev(s, pend, heap, len, NULL, NULL, 0, owner, cb);
