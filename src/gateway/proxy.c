@@ -1109,12 +1109,11 @@ static void splice_end(void *ud, gw_splice_end_t how, int status)
 
 static const gw_splice_cb_t splice_cb = {splice_moved, splice_source_done, splice_end};
 
-/* The client has every byte queued before: the rest of the body moves by splice(2), or, when
- * that cannot start, reading resumes as usual. */
-static void splice_go(proxy_t *px)
+/* The client has every byte queued before: the rest of the body (left bytes on the upstream
+ * socket ufd, from gw_client_splice_begin, or ufd < 0) moves by splice(2), or, when that cannot
+ * start, reading resumes as usual. */
+static void splice_go(proxy_t *px, int ufd, uint64_t left)
 {
-    uint64_t left = 0;
-    int ufd = gw_client_splice_begin(px->cl, SPLICE_MIN_LEFT, &left);
     int cfd = gw_request_fd(px->req);
     px->up_paused = false;
     if (ufd >= 0 && cfd >= 0) {
@@ -1134,14 +1133,15 @@ static bool splice_try(proxy_t *px)
         !px->body_all_received || px->phase != PX_STREAM)
         return false;
     uint64_t left;
-    if (gw_client_splice_begin(px->cl, SPLICE_MIN_LEFT, &left) < 0) return false;
+    int ufd = gw_client_splice_begin(px->cl, SPLICE_MIN_LEFT, &left);
+    if (ufd < 0) return false;
     if (gw_request_flush(px->req) > 0) {
         px->splice_wait = true;
         px->up_paused = true; /* waiting for the client: not the upstream's silence */
         gw_request_notify_empty(px->req);
         return true;
     }
-    splice_go(px);
+    splice_go(px, ufd, left);
     return true;
 }
 
@@ -1341,7 +1341,9 @@ static void on_drain(gw_request_t *req)
             return;
         }
         px->splice_wait = false;
-        splice_go(px);
+        uint64_t left = 0; /* asked again: the exchange may have changed while the client drained */
+        int ufd = gw_client_splice_begin(px->cl, SPLICE_MIN_LEFT, &left);
+        splice_go(px, ufd, left);
         return;
     }
     if (!px || !px->up_paused || !px->cl) return;
