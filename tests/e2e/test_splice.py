@@ -155,6 +155,25 @@ def fetch(c, path, method="GET", sink=None):
     return r, n[0], h.hexdigest()
 
 
+def small_window_conn(port):
+    """A client connection with a 16 KiB receive buffer, so the gateway's writes to it block early."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    s.connect(("127.0.0.1", port))
+    return H.RawConn(port, sock=s, timeout=60)
+
+
+def once_past(limit, action):
+    """A fetch sink that runs action once, when limit body bytes have arrived."""
+    done = [False]
+
+    def sink(n):
+        if not done[0] and n >= limit:
+            done[0] = True
+            action()
+    return sink
+
+
 def delta(before, after, key):
     return after.get(key, 0.0) - before.get(key, 0.0)
 
@@ -226,17 +245,9 @@ def cpu_ticks(pid):
 def test_slow_reader_completes_with_bounded_memory(sp):
     before = H.settled_metrics(sp.admin)
     ticks = cpu_ticks(sp.pid)
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    s.connect(("127.0.0.1", sp.proxy))
-    paused = [False]
-
-    def slow(n):
-        if not paused[0] and n >= 2 * MIB:
-            paused[0] = True
-            time.sleep(1.5)  # the pipe and the socket buffers fill: the pump must wait, not spin
-    with H.RawConn(sp.proxy, sock=s, timeout=60) as c:
-        r, n, sha = fetch(c, "/sp/files/16m.bin", sink=slow)
+    # the pipe and the socket buffers fill during the pause: the pump must wait, not spin
+    with small_window_conn(sp.proxy) as c:
+        r, n, sha = fetch(c, "/sp/files/16m.bin", sink=once_past(2 * MIB, lambda: time.sleep(1.5)))
     assert r.status == 200 and (n, sha) == (16 * MIB, sp.ngx.sha["16m.bin"])
     after = H.settled_metrics(sp.admin)
     assert delta(before, after, "appgw_spliced_bytes_total") >= 15 * MIB
@@ -313,35 +324,19 @@ def test_proxy_timeout_applies_to_a_silent_upstream_not_to_a_slow_client(sp, tmp
         cut = 'app="sp",service="Cut"'
         assert delta(before, after, 'appgw_requests_total{%s,code="200",outcome="timeout"}' % cut) == 1
         # a client that stops reading for longer than proxyTimeout is not the upstream's fault
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        s.connect(("127.0.0.1", gw.proxy))
-        paused = [False]
-
-        def slow(n):
-            if not paused[0] and n >= MIB:
-                paused[0] = True
-                time.sleep(2.5)
-        with H.RawConn(gw.proxy, sock=s, timeout=60) as c:
-            r, n, sha = fetch(c, "/sp/files/16m.bin", sink=slow)
+        with small_window_conn(gw.proxy) as c:
+            r, n, sha = fetch(c, "/sp/files/16m.bin", sink=once_past(MIB, lambda: time.sleep(2.5)))
         assert r.status == 200 and (n, sha) == (16 * MIB, sp.ngx.sha["16m.bin"])
         assert delta(after, H.settled_metrics(gw.admin), "appgw_spliced_bytes_total") >= 14 * MIB
 
 
 def test_sigterm_lets_a_spliced_download_finish(sp, tmp_path):
     with H.gateway(str(tmp_path), config_dir=sp.cfg, workers=1, flags={"shutdownGrace": 10}) as gw:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        s.connect(("127.0.0.1", gw.proxy))
-        sent = [False]
-
-        def term(n):
-            if not sent[0] and n >= 2 * MIB:
-                sent[0] = True
-                gw.proc.send_signal(H.signal.SIGTERM)  # the rest arrives during the grace period
-                time.sleep(0.5)
-        with H.RawConn(gw.proxy, sock=s, timeout=60) as c:
-            r, n, sha = fetch(c, "/sp/files/16m.bin", sink=term)
+        def term():
+            gw.proc.send_signal(H.signal.SIGTERM)  # the rest arrives during the grace period
+            time.sleep(0.5)
+        with small_window_conn(gw.proxy) as c:
+            r, n, sha = fetch(c, "/sp/files/16m.bin", sink=once_past(2 * MIB, term))
             assert r.status == 200 and (n, sha) == (16 * MIB, sp.ngx.sha["16m.bin"])
             assert c.wait_closed(5), "the draining gateway keeps no connection alive"
         assert gw.proc.wait(10 * H.SLOW) == 0
