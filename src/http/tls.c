@@ -150,7 +150,6 @@ gw_tls_ctx_t *gw_tls_ctx_new(bool verify, const char *crt_pem, const char *key_p
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     pthread_once(&slot_once, slot_index_init);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
@@ -264,6 +263,11 @@ static void spill_append(gw_tls_t *t, const char *data, size_t len)
     t->in = t->spill;
     t->in_len = keep + len;
     t->in_spill = true;
+}
+
+void gw_tls_release_buffers(gw_tls_t *t)
+{
+    SSL_free_buffers(t->ssl); /* refuses (and keeps them) while a record is half read or written */
 }
 
 void gw_tls_feed(gw_tls_t *t, const char *data, size_t len)

@@ -75,6 +75,11 @@ size_t gw_tls_pending_out(gw_tls_t *t);
 void gw_tls_shutdown(gw_tls_t *t);
 size_t gw_tls_take_out(gw_tls_t *t, char *buf, size_t cap);
 
+/* OpenSSL's record buffers (about 34 KiB) stay with a session while it is used, so requests
+ * on a kept-alive connection allocate none; this gives them back (a connection gone idle).
+ * They are allocated again when needed. */
+void gw_tls_release_buffers(gw_tls_t *t);
+
 /* Human-readable reason for the last failure (static or owned by t). */
 const char *gw_tls_error(gw_tls_t *t);
 

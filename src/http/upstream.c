@@ -21,6 +21,9 @@
  * POOL_IDLE_TIMEOUT_MS anyway). */
 #define POOL_MAX_IDLE_PER_KEY 1024
 #define POOL_IDLE_TIMEOUT_MS GW_UP_IDLE_TIMEOUT_MS
+/* A pooled TLS connection idle this long gives its record buffers back (kept until then, so
+ * requests following each other allocate none). */
+#define POOL_TLS_BUFFERS_IDLE_MS 1000
 #define DNS_TTL_MS 5000
 #define DNS_MAX_ADDRS 4
 #define CONNECT_RESPONSE_MAX (16 * 1024) /* a proxy's answer to CONNECT */
@@ -74,6 +77,7 @@ struct gw_upconn_s {
     bool write_failed;   /* a write failed: nothing more is sent; reading goes on until close */
     bool retry_closing;  /* tcp is closing to retry the next address */
     bool shut;           /* our write side is shut (gw_upconn_shutdown); never pooled again */
+    bool tls_trimmed;    /* idle, and its TLS record buffers given back */
     uv_shutdown_t shutdown_req;
     size_t wpend;                    /* bytes waiting in the worker's write batch */
     int handles_open;
@@ -642,11 +646,18 @@ static void proxy_connect_read(gw_upconn_t *c, const char *p, size_t n)
     fail_user(c, UV_ECONNREFUSED, c->reason);
 }
 
-/* The connection's timer: idle expiry while pooled, or a failure to report from the loop. */
+/* The connection's timer: while pooled, first (TLS) giving the record buffers back, then idle
+ * expiry; or a failure to report from the loop. */
 static void on_conn_timer(uv_timer_t *t)
 {
     gw_upconn_t *c = t->data;
     if (c->state == UP_IDLE) {
+        if (c->tls && !c->tls_trimmed) {
+            gw_tls_release_buffers(c->tls);
+            c->tls_trimmed = true;
+            uv_timer_start(t, on_conn_timer, POOL_IDLE_TIMEOUT_MS - POOL_TLS_BUFFERS_IDLE_MS, 0);
+            return;
+        }
         up_close(c);
         return;
     }
@@ -900,5 +911,6 @@ void gw_upconn_release(gw_upconn_t *c, bool reusable)
     k->nidle++;
     if (p->counters) GW_COUNT(p->counters, upstream_idle, 1);
     up_read_start(c);
-    uv_timer_start(&c->idle_timer, on_conn_timer, POOL_IDLE_TIMEOUT_MS, 0);
+    c->tls_trimmed = false;
+    uv_timer_start(&c->idle_timer, on_conn_timer, c->tls ? POOL_TLS_BUFFERS_IDLE_MS : POOL_IDLE_TIMEOUT_MS, 0);
 }

@@ -46,6 +46,24 @@ def test_https_upstream_connections_pooled_across_idle_gaps(main_gw, nginx):
     assert new <= 2, "%d new upstream connections for 10 sequential HTTPS requests" % new
 
 
+def test_https_pooled_connection_serves_after_giving_its_buffers_back(main_gw, nginx):
+    """A pooled TLS connection idle for 1 s gives OpenSSL's record buffers back; it stays
+    pooled and carries the next requests (a download and an upload) with fresh buffers. One
+    client connection, so every request is served by the same worker and its pool."""
+    import time
+    with H.RawConn(main_gw.proxy, timeout=10) as c:
+        assert c.request("GET", "/e2e/tls/warm").status == 200
+        before = _metric(main_gw, "appgw_upstream_connects_total")
+        for i in range(2):
+            time.sleep(1.3)  # past the 1 s after which an idle connection releases its buffers
+            r = c.request("GET", "/e2e/tls/idle%d" % i)
+            assert r.status == 200 and r.body == ("tls ok sni=localhost uri=/tls/idle%d\n" % i).encode(), r
+            r = c.request("POST", "/e2e/tls/up-idle%d" % i, body=b"u" * 40000)
+            assert r.status == 200 and r.body == ("tls ok sni=localhost uri=/tls/up-idle%d\n" % i).encode(), r
+        new = _metric(main_gw, "appgw_upstream_connects_total") - before
+    assert new == 0, "%d new upstream connections: the idle one was not kept" % new
+
+
 def test_https_new_connections_resume_tls_sessions(main_gw, nginx):
     """nginx closes every connection of /tls-once after one request, so each request needs a
     new upstream connection; after the first per worker, the handshakes resume the session the
