@@ -294,14 +294,30 @@ static int raw_write(gw_upconn_t *c, gw_block_t *b, char *heap, const char *p, s
     return raw_writev(c, heap, len, NULL, NULL, 0);
 }
 
+/* Writes p[0..len) (the caller's memory; a short write waits in the write itself). */
+static int raw_write_copy(gw_upconn_t *c, const void *p, size_t len)
+{
+    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, p, len, c, on_up_write);
+    if (rc < 0) c->write_failed = true;
+    else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
+        c->above_high_water = true;
+    return rc;
+}
+
 /* Sends whatever ciphertext the TLS layer has produced. */
 static int tls_flush(gw_upconn_t *c)
 {
     size_t n;
     while ((n = gw_tls_pending_out(c->tls)) > 0) {
-        char *heap = gw_malloc(n);
-        size_t got = gw_tls_take_out(c->tls, heap, n);
-        int rc = raw_write(c, NULL, heap, heap, got);
+        int rc;
+        if (n <= GW_WRITE_INLINE) { /* a request head's record: no allocation */
+            char small[GW_WRITE_INLINE];
+            rc = raw_write_copy(c, small, gw_tls_take_out(c->tls, small, n));
+        } else {
+            char *heap = gw_malloc(n);
+            size_t got = gw_tls_take_out(c->tls, heap, n);
+            rc = raw_write(c, NULL, heap, heap, got);
+        }
         if (rc < 0) return rc;
     }
     return 0;
@@ -326,11 +342,7 @@ int gw_upconn_write_copy(gw_upconn_t *c, const void *p, size_t len)
         if (gw_tls_write(c->tls, p, len) != GW_OK) return UV_EPROTO;
         return tls_flush(c);
     }
-    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, p, len, c, on_up_write);
-    if (rc < 0) c->write_failed = true;
-    else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
-        c->above_high_water = true;
-    return rc;
+    return raw_write_copy(c, p, len);
 }
 
 int gw_upconn_write_head_and_block(gw_upconn_t *c, const char *head, size_t hlen, gw_block_t *b, size_t off,
