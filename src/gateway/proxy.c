@@ -106,7 +106,7 @@ typedef struct {
     bool splice_wait;            /* upstream paused until the client's queue is empty, then splice */
     uint64_t splice_base;        /* bytes_out when the splice began */
     char *held_head;             /* response head not yet queued to the client */
-    size_t held_head_len;
+    size_t held_head_len, held_head_cap;
     gw_body_kind_t resp_kind;
 } proxy_t;
 
@@ -991,6 +991,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         return GW_ENOMEM;
     }
     /* Held back so that it leaves with the first body bytes in one writev. */
+    px->held_head_cap = o.cap;
     px->held_head = gw_buf_take(&o, &px->held_head_len);
     px->phase = PX_STREAM;
     return GW_OK;
@@ -1003,6 +1004,14 @@ static void client_write(proxy_t *px, gw_block_t *b, size_t off, size_t len)
     if (px->held_head) {
         char *h = px->held_head;
         px->held_head = NULL;
+        if (len && len <= px->held_head_cap - px->held_head_len) {
+            /* A short body joins the head: the block it was read into is not held until the
+             * write goes out, so the next read reuses it (and 1,000 responses in flight do not
+             * pin 1,000 blocks). */
+            memcpy(h + px->held_head_len, b->data + off, len);
+            gw_request_write_head_and_block(px->req, h, px->held_head_len + len, NULL, 0, 0);
+            return;
+        }
         gw_request_write_head_and_block(px->req, h, px->held_head_len, b, off, len);
         return;
     }
