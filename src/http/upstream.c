@@ -278,14 +278,20 @@ static void on_up_write(uv_write_t *w, int status)
     }
 }
 
-/* Queues heap[0..hlen) (ours to free) then p[0..len) inside block b (our reference). */
-static int raw_writev(gw_upconn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
+/* What a write's result means for the connection: a failure stops its writes, a full queue
+ * asks the user to wait for on_drain. Returns rc. */
+static int after_write(gw_upconn_t *c, int rc)
 {
-    int rc = gw_stream_writev((uv_stream_t *)&c->tcp, &c->wpend, heap, hlen, b, p, len, c, on_up_write);
     if (rc < 0) c->write_failed = true;
     else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
         c->above_high_water = true;
     return rc;
+}
+
+/* Queues heap[0..hlen) (ours to free) then p[0..len) inside block b (our reference). */
+static int raw_writev(gw_upconn_t *c, char *heap, size_t hlen, gw_block_t *b, const char *p, size_t len)
+{
+    return after_write(c, gw_stream_writev((uv_stream_t *)&c->tcp, &c->wpend, heap, hlen, b, p, len, c, on_up_write));
 }
 
 static int raw_write(gw_upconn_t *c, gw_block_t *b, char *heap, const char *p, size_t len)
@@ -297,11 +303,7 @@ static int raw_write(gw_upconn_t *c, gw_block_t *b, char *heap, const char *p, s
 /* Writes p[0..len) (the caller's memory; a short write waits in the write itself). */
 static int raw_write_copy(gw_upconn_t *c, const void *p, size_t len)
 {
-    int rc = gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, p, len, c, on_up_write);
-    if (rc < 0) c->write_failed = true;
-    else if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) >= GW_UP_HIGH_WATER)
-        c->above_high_water = true;
-    return rc;
+    return after_write(c, gw_stream_write_copy((uv_stream_t *)&c->tcp, &c->wpend, p, len, c, on_up_write));
 }
 
 /* Sends whatever ciphertext the TLS layer has produced. */
