@@ -536,7 +536,7 @@ static int build_upstream_head(proxy_t *px, gw_request_t *req)
 static proxy_t *proxy_new(gw_request_t *req, gw_worker_t *w)
 {
     gw_freelist_t *cache = &w->request_states;
-    cache->max = 1024;
+    cache->max = GW_FREELIST_MAX;
     cache->dtor = px_destroy;
     proxy_t *px = gw_freelist_pop(cache);
     if (px) {

@@ -67,7 +67,7 @@ static void h2_req_free(gw_client_t *c)
 }
 
 /* Spent exchanges, reused: one is made per upstream request. */
-static _Thread_local gw_freelist_t tl_clients = {.max = 1024};
+static _Thread_local gw_freelist_t tl_clients = {.max = GW_FREELIST_MAX};
 
 static void client_free(gw_client_t *c)
 {

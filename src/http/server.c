@@ -95,7 +95,7 @@ static void on_handle_closed(uv_handle_t *h)
  * one is made per request. */
 #define REQ_CACHED_HEAD 2048
 #define REQ_CACHED_HEADERS 32
-static _Thread_local gw_freelist_t tl_requests = {.max = 1024};
+static _Thread_local gw_freelist_t tl_requests = {.max = GW_FREELIST_MAX};
 
 static void free_request(gw_conn_t *c)
 {

@@ -11,7 +11,7 @@
 /* The batch of the loop running on this thread, if any. */
 static _Thread_local gw_wbatch_t *tl_batch;
 /* Spent gw_write_t, reused: up to two per request go through here. */
-static _Thread_local gw_freelist_t tl_writes = {.max = 1024};
+static _Thread_local gw_freelist_t tl_writes = {.max = GW_FREELIST_MAX};
 
 static gw_write_t *write_new(void)
 {
