@@ -105,8 +105,7 @@ typedef struct {
     gw_splice_t *splice;         /* PX_STREAM: the rest of the body moves by splice(2) */
     bool splice_wait;            /* upstream paused until the client's queue is empty, then splice */
     uint64_t splice_base;        /* bytes_out when the splice began */
-    char *held_head;             /* response head not yet queued to the client */
-    size_t held_head_len, held_head_cap;
+    gw_buf_t held_head;          /* response head not yet queued to the client (base NULL: none) */
     gw_body_kind_t resp_kind;
 } proxy_t;
 
@@ -131,7 +130,7 @@ static void px_destroy(void *obj)
 static void on_timer_closed(uv_handle_t *h)
 {
     proxy_t *px = h->data;
-    free(px->held_head);
+    gw_buf_free(&px->held_head);
     if (px->pin) gw_pin_put(px->pin);
     /* Kept for the next request with its head buffer's memory (no malloc per request). */
     if (px->up_head.cap > 4096) gw_buf_free(&px->up_head); /* a rare big head is not hoarded */
@@ -991,8 +990,7 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
         return GW_ENOMEM;
     }
     /* Held back so that it leaves with the first body bytes in one writev. */
-    px->held_head_cap = o.cap;
-    px->held_head = gw_buf_take(&o, &px->held_head_len);
+    px->held_head = o;
     px->phase = PX_STREAM;
     return GW_OK;
 }
@@ -1001,18 +999,19 @@ static int send_response_head(proxy_t *px, const gw_resp_head_t *h)
 static void client_write(proxy_t *px, gw_block_t *b, size_t off, size_t len)
 {
     if (!px->req) return;
-    if (px->held_head) {
-        char *h = px->held_head;
-        px->held_head = NULL;
-        if (len && len <= px->held_head_cap - px->held_head_len) {
-            /* A short body joins the head: the block it was read into is not held until the
-             * write goes out, so the next read reuses it (and 1,000 responses in flight do not
-             * pin 1,000 blocks). */
-            memcpy(h + px->held_head_len, b->data + off, len);
-            gw_request_write_head_and_block(px->req, h, px->held_head_len + len, NULL, 0, 0);
-            return;
+    if (px->held_head.base) {
+        gw_buf_t *o = &px->held_head;
+        /* A short body joins the head in the room left in its buffer: the block it was read
+         * into is not held until the write goes out, so the next read reuses it (and 1,000
+         * responses in flight do not pin 1,000 blocks). */
+        bool joined = len && len <= o->cap - o->len;
+        if (joined) {
+            memcpy(o->base + o->len, b->data + off, len);
+            o->len += len;
         }
-        gw_request_write_head_and_block(px->req, h, px->held_head_len, b, off, len);
+        size_t hlen;
+        char *h = gw_buf_take(o, &hlen);
+        gw_request_write_head_and_block(px->req, h, hlen, b, off, joined ? 0 : len);
         return;
     }
     if (len) gw_request_write_block(px->req, b, off, len);
@@ -1138,7 +1137,7 @@ static void splice_go(proxy_t *px, int ufd, uint64_t left)
 static bool splice_try(proxy_t *px)
 {
     if (__atomic_load_n(&splice_refused, __ATOMIC_RELAXED) || !px->req || !px->cl || px->splice ||
-        px->splice_wait || px->held_head || px->dechunk || px->is_head || px->resp_kind != GW_BODY_LENGTH ||
+        px->splice_wait || px->held_head.base || px->dechunk || px->is_head || px->resp_kind != GW_BODY_LENGTH ||
         !px->body_all_received || px->phase != PX_STREAM)
         return false;
     uint64_t left;
@@ -1161,7 +1160,7 @@ static void cl_on_body(void *ud, gw_block_t *b, size_t off, size_t len, bool don
     px->bytes_out += len;
     if (done) account(px, px->status, GW_OUTCOME_PROXIED);
     if (len) client_write(px, b, off, len);
-    if (px->held_head) client_write(px, NULL, 0, 0);
+    if (px->held_head.base) client_write(px, NULL, 0, 0);
     if (done) {
         px->cl = NULL; /* the exchange pooled or closed its connection */
         complete(px);
@@ -1183,9 +1182,8 @@ static void cl_on_error(void *ud, gw_client_err_t err, int status, const char *r
     const char *what = "upstream connection lost";
     switch (err) {
     case GW_CLIENT_EBODY:
-        if (px->held_head) { /* nothing reached the client yet: it still gets a clean 502 */
-            free(px->held_head);
-            px->held_head = NULL;
+        if (px->held_head.base) { /* nothing reached the client yet: it still gets a clean 502 */
+            gw_buf_free(&px->held_head);
             count_up_error(px, false);
             gw_log(GW_LOG_WARN, "malformed upstream response body", "upstream", px->api->target.host_header,
                    "reason", reason, "request_id", rid(px), NULL);
